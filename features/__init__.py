@@ -1,0 +1,1 @@
+"""Input contracts, reference data, synthetic data, adapters, feature definitions and engines."""

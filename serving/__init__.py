@@ -1,0 +1,1 @@
+"""Request and response schemas, the Scorer, the BentoML service and the decision log."""

@@ -1,0 +1,1 @@
+"""Dataset assembly, splits, models, evaluation, MLflow tracking and the ``kycrisk`` command line."""
