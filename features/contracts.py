@@ -155,7 +155,12 @@ class Col:
 
 @dataclass(frozen=True)
 class Table:
-    """One input table: its columns and primary key."""
+    """One input table: its columns and primary key.
+
+    Nullable identity, contact and document columns mean "not collected": light-KYC buyers and
+    external data sets (e.g. the card-fraud benchmark) have no documents; features treat a null
+    as missing information, never as a valid value.
+    """
 
     name: str
     description: str
@@ -186,25 +191,25 @@ CUSTOMERS = Table(
         Col("customer_id", "str", "Stable customer identifier."),
         Col("customer_type", "category", "Individual person or registered business.", allowed=CUSTOMER_TYPES),
         Col("role", "category", "Whether the customer buys, sells or both.", allowed=CUSTOMER_ROLES),
-        Col("full_name", "str", "Name as on the identity document (any script); a business's legal name.", pii=True),
+        Col("full_name", "str", "Name as on the identity document (any script); a business's legal name.", nullable=True, pii=True),
         Col("birth_date", "date", "Date of birth (individuals; null for businesses).", nullable=True, pii=True),
-        Col("email", "str", "Contact e-mail address.", pii=True),
+        Col("email", "str", "Contact e-mail address.", nullable=True, pii=True),
         Col("email_first_seen_at", "timestamp", "When the e-mail address was first seen by the platform's data providers (age of the e-mail).", required=False, nullable=True),
-        Col("phone", "str", "Phone number in E.164 form (+country code).", pii=True),
-        Col("address", "str", "Postal address (street, city).", pii=True),
+        Col("phone", "str", "Phone number in E.164 form (+country code).", nullable=True, pii=True),
+        Col("address", "str", "Postal address (street, city).", nullable=True, pii=True),
         Col("nationality", "country", "ISO 3166-1 alpha-2 nationality (individuals; null for businesses).", nullable=True),
-        Col("residence_country", "country", "ISO 3166-1 alpha-2 country of residence or registered office."),
-        Col("document_type", "category", "Type of the identity or registration document.", allowed=DOCUMENT_TYPES),
-        Col("document_number", "str", "Document number; passports and national ids end in an ICAO 9303 check digit.", pii=True),
-        Col("document_country", "country", "ISO 3166-1 alpha-2 issuing country of the document."),
+        Col("residence_country", "country", "ISO 3166-1 alpha-2 country of residence or registered office.", nullable=True),
+        Col("document_type", "category", "Type of the identity or registration document.", nullable=True, allowed=DOCUMENT_TYPES),
+        Col("document_number", "str", "Document number; passports and national ids end in an ICAO 9303 check digit.", nullable=True, pii=True),
+        Col("document_country", "country", "ISO 3166-1 alpha-2 issuing country of the document.", nullable=True),
         Col("document_expiry", "date", "Expiry date of the document (null for registrations that do not expire).", nullable=True),
         Col("business_registration_number", "str", "Company registration number (businesses only).", nullable=True),
         Col("business_registered_at", "date", "Company incorporation date (businesses only).", nullable=True),
         Col("industry", "category", "Declared industry (businesses only).", nullable=True, allowed=INDUSTRIES),
-        Col("twofa_enabled", "bool", "Whether two-factor authentication was on at onboarding; later changes are account events."),
+        Col("twofa_enabled", "bool", "Whether two-factor authentication was on at onboarding; later changes are account events.", nullable=True),
         Col("onboarded_at", "timestamp", "When the customer was onboarded (UTC)."),
-        Col("last_kyc_review_at", "timestamp", "When the KYC profile was last reviewed (UTC); onboarding counts as a review."),
-        Col("declared_monthly_volume_usd", "float", "Expected monthly transaction volume declared at the last KYC review, in USD.", min_value=0.0),
+        Col("last_kyc_review_at", "timestamp", "When the KYC profile was last reviewed (UTC); onboarding counts as a review.", nullable=True),
+        Col("declared_monthly_volume_usd", "float", "Expected monthly transaction volume declared at the last KYC review, in USD.", nullable=True, min_value=0.0),
     ),
 )
 
@@ -223,8 +228,8 @@ TRANSACTIONS = Table(
         Col("unit_price", "float", "Price of one unit in `currency` (> 0).", min_value=0.0, min_exclusive=True),
         Col("quantity", "int", "Number of units (>= 1).", min_value=1.0),
         Col("payment_method", "category", "How the buyer paid.", allowed=PAYMENT_METHODS),
-        Col("buyer_country", "country", "ISO 3166-1 alpha-2 country the goods ship to."),
-        Col("seller_country", "country", "ISO 3166-1 alpha-2 country the goods ship from."),
+        Col("buyer_country", "country", "ISO 3166-1 alpha-2 country the goods ship to.", nullable=True),
+        Col("seller_country", "country", "ISO 3166-1 alpha-2 country the goods ship from.", nullable=True),
         Col("device_id", "str", "Buyer's device fingerprint (null when unknown).", nullable=True),
         Col("ip_address", "str", "Buyer's IP address (null when unknown).", nullable=True, pii=True),
         Col("ip_country", "country", "Country of the buyer's IP address (null when unknown).", nullable=True),
