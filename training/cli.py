@@ -76,6 +76,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FOUND_PROBLEMS
 
 
+# --- demo -------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the embedded defaults: generate a marketplace and validate it."""
+    from features.synthetic import generate, write_dataset
+    from features.validation import validate_dir
+
+    workdir = Path(args.workdir)
+    data_dir = workdir / "data"
+    started = time.perf_counter()
+    log.info("step 1/2: generating %d customers over %d days into %s", args.customers, args.days, data_dir)
+    tables = generate(n_customers=args.customers, days=args.days, seed=args.seed, progress=True)
+    card = write_dataset(tables, data_dir, seed=args.seed)
+    print(_summary_line(card, str(data_dir)))
+    log.info("step 2/2: validating %s", data_dir)
+    report = validate_dir(data_dir)
+    print(report.to_text())
+    if not report.ok:
+        return EXIT_FOUND_PROBLEMS
+    print(f"demo finished in {time.perf_counter() - started:.1f} s; data card: {data_dir / 'datacard.md'}")
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -114,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the main job end to end on the embedded defaults",
+        description="The main job on the embedded defaults (no server to install): generate a "
+        "synthetic marketplace and validate it against the data contracts.",
+    )
+    p.add_argument("--workdir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
+    p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
+    p.add_argument("--days", type=_positive_int, default=120, help="days of activity (default 120)")
+    p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
+    p.set_defaults(func=cmd_demo)
 
     return parser
 
