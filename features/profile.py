@@ -1,0 +1,256 @@
+"""Row-level KYC profile features of an event's parties, as scikit-learn transformers.
+
+The transformers read a party's profile columns (joined onto each event with a ``buyer_`` or
+``seller_`` prefix by ``features.assemble``) and the event time, and derive what a KYC analyst
+looks at: ages, document validity at the time of the event, how stale the last KYC review is,
+whether the name matches the e-mail, free-mail domains, country risk and country mismatches,
+business age and industry risk, 2FA. Reference tables (country and industry risk, free-mail
+domains) are copied into fitted attributes, so a logged model never reads ``data/`` again.
+
+Raw personal data (names, e-mails, phones, addresses, document numbers) is dropped after use:
+the model never sees it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from anyascii import anyascii
+from rapidfuzz import fuzz
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from features import documents
+from features.reference import load_reference
+
+DAY = pd.Timedelta(days=1)
+CHECK_DIGIT_DOCUMENTS = ("passport", "national_id")
+# Profile columns a party must carry (after the party prefix) for the transformer to run.
+PROFILE_COLUMNS = (
+    "customer_type",
+    "full_name",
+    "birth_date",
+    "email",
+    "phone",
+    "address",
+    "nationality",
+    "residence_country",
+    "document_type",
+    "document_number",
+    "document_country",
+    "document_expiry",
+    "business_registered_at",
+    "industry",
+    "twofa_enabled",
+    "onboarded_at",
+    "last_kyc_review_at",
+    "declared_monthly_volume_usd",
+)
+OPTIONAL_PROFILE_COLUMNS = ("email_first_seen_at",)
+PERSONAL_COLUMNS = (
+    "full_name",
+    "birth_date",
+    "email",
+    "email_first_seen_at",
+    "phone",
+    "address",
+    "document_number",
+    "business_registration_number",
+)
+
+
+def _country_risk_table() -> dict[str, float]:
+    table = load_reference("countries")
+    return dict(zip(table["iso2"], table["risk_score"].astype(float), strict=True))
+
+
+def _industry_risk_table() -> dict[str, float]:
+    table = load_reference("industries")
+    return dict(zip(table["industry"], table["risk_score"].astype(float), strict=True))
+
+
+def _free_email_domains() -> frozenset[str]:
+    return frozenset(load_reference("free_email_domains")["domain"].str.lower())
+
+
+def phone_country(phones: pd.Series) -> pd.Series:
+    """ISO country of each E.164 phone number (null when missing or unparseable).
+
+    Args:
+        phones: phone numbers such as ``+4915112345678``.
+
+    Returns:
+        A string Series aligned with ``phones``.
+    """
+
+    def one(number: str) -> str | None:
+        try:
+            return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or None
+        except phonenumbers.NumberParseException:
+            return None
+
+    uniques = phones.dropna().unique()
+    mapping = {number: one(number) for number in uniques}
+    return phones.map(mapping).astype("str")
+
+
+def name_email_similarity(names: pd.Series, emails: pd.Series) -> pd.Series:
+    """How well an e-mail's local part matches the name, 0 (unrelated) to 1 (built from it).
+
+    Names in any script are transliterated to Latin first; digits and separators in the e-mail
+    are ignored, so ``j.smith84@...`` matches "John Smith".
+
+    Returns:
+        A float Series aligned with the inputs; NaN where the name or e-mail is missing.
+    """
+    frame = pd.DataFrame({"name": names, "email": emails})
+    pairs = frame.dropna().drop_duplicates()
+
+    def one(name: str, email: str) -> float:
+        local = "".join(ch for ch in email.split("@", 1)[0].lower() if ch.isalpha())
+        ascii_name = anyascii(name).lower()
+        tokens = ["".join(ch for ch in token if ch.isalpha()) for token in ascii_name.split()]
+        tokens = [t for t in tokens if t]
+        if not local or not tokens:
+            return 0.0
+        # Full tokens found in the local part count fully; otherwise fall back to fuzzy overlap
+        # (initials plus surname, small typos).
+        joined = "".join(tokens)
+        return max(
+            fuzz.partial_ratio(local, joined) / 100.0 if len(local) >= 3 else 0.0,
+            max(fuzz.partial_ratio(token, local) / 100.0 for token in tokens if len(token) >= 3)
+            if any(len(t) >= 3 for t in tokens)
+            else 0.0,
+        )
+
+    scores = {(n, e): one(n, e) for n, e in zip(pairs["name"], pairs["email"], strict=True)}
+    keys = list(zip(frame["name"], frame["email"], strict=True))
+    return pd.Series([scores.get(k, np.nan) for k in keys], index=names.index, dtype="float64")
+
+
+class PartyProfileFeatures(TransformerMixin, BaseEstimator):
+    """KYC profile features of one party (buyer or seller) at the time of each event.
+
+    Args:
+        party: column prefix of the party, ``"buyer"`` or ``"seller"``.
+        time_column: the event time the profile is evaluated at (age, expiry, staleness).
+        drop_personal: drop the party's raw personal columns after use.
+
+    Output columns (added, each prefixed ``{party}_``): ``age_years``, ``account_age_days``,
+    ``doc_present``, ``doc_check_digit_valid``, ``doc_typo_likely``, ``doc_expired``,
+    ``doc_days_to_expiry``, ``doc_country_mismatch``, ``days_since_kyc_review``,
+    ``name_email_similarity``, ``email_free_domain``, ``email_age_days``, ``nationality_risk``,
+    ``residence_risk``, ``phone_country_risk``, ``phone_residence_mismatch``,
+    ``nationality_residence_mismatch``, ``business_age_days``, ``industry_risk``,
+    ``twofa_at_onboarding``. Dates and times of the profile are dropped (they would only teach
+    the model the calendar); categorical profile columns are kept for the encoder.
+    """
+
+    def __init__(self, party: str = "buyer", time_column: str = "occurred_at", drop_personal: bool = True):
+        self.party = party
+        self.time_column = time_column
+        self.drop_personal = drop_personal
+
+    def fit(self, X: pd.DataFrame, y=None):
+        if self.party not in ("buyer", "seller"):
+            raise ValueError(f"party must be 'buyer' or 'seller', got {self.party!r}")
+        self._check_columns(X)
+        self.country_risk_ = _country_risk_table()
+        self.industry_risk_ = _industry_risk_table()
+        self.free_email_domains_ = sorted(_free_email_domains())
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} expects a pandas DataFrame, got {type(X).__name__}")
+        needed = [self.time_column] + [f"{self.party}_{c}" for c in PROFILE_COLUMNS]
+        missing = [c for c in needed if c not in X.columns]
+        if missing:
+            raise ValueError(f"{type(self).__name__}({self.party}) is missing input columns: {missing}")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "country_risk_")
+        self._check_columns(X)
+        p = f"{self.party}_"
+        col = lambda name: X[p + name]  # noqa: E731 - short local accessor keeps formulas readable
+        at = lambda name: _utc(X[p + name])  # noqa: E731
+        t = _utc(X[self.time_column])
+        out = {}
+
+        out[p + "age_years"] = (t - at("birth_date")) / (365.25 * DAY)
+        out[p + "account_age_days"] = (t - at("onboarded_at")) / DAY
+
+        number = col("document_number")
+        present = number.notna()
+        out[p + "doc_present"] = present.astype("float64")
+        # Only passports and national ids carry an ICAO 9303 check digit.
+        checkable = col("document_type").isin(CHECK_DIGIT_DOCUMENTS)
+        out[p + "doc_check_digit_valid"] = _as_float(documents.check_digit_valid(number)).where(checkable)
+        out[p + "doc_typo_likely"] = _as_float(documents.transposition_typo(number)).where(checkable)
+        expiry = at("document_expiry")
+        out[p + "doc_expired"] = (expiry <= t).astype("float64").where(expiry.notna())
+        out[p + "doc_days_to_expiry"] = (expiry - t) / DAY
+        out[p + "doc_country_mismatch"] = _mismatch(col("document_country"), col("nationality"))
+
+        out[p + "days_since_kyc_review"] = (t - at("last_kyc_review_at")) / DAY
+
+        out[p + "name_email_similarity"] = name_email_similarity(col("full_name"), col("email"))
+        domain = col("email").astype("str").str.extract(r"@([^@]+)$", expand=False).str.lower()
+        out[p + "email_free_domain"] = (
+            domain.isin(self.free_email_domains_).astype("float64").where(domain.notna())
+        )
+        if p + "email_first_seen_at" in X.columns:
+            out[p + "email_age_days"] = (t - at("email_first_seen_at")) / DAY
+        else:
+            out[p + "email_age_days"] = pd.Series(np.nan, index=X.index)
+
+        phone_cc = phone_country(col("phone"))
+        out[p + "nationality_risk"] = col("nationality").map(self.country_risk_).astype("float64")
+        out[p + "residence_risk"] = col("residence_country").map(self.country_risk_).astype("float64")
+        out[p + "phone_country_risk"] = phone_cc.map(self.country_risk_).astype("float64")
+        out[p + "phone_residence_mismatch"] = _mismatch(phone_cc, col("residence_country"))
+        out[p + "nationality_residence_mismatch"] = _mismatch(col("nationality"), col("residence_country"))
+
+        out[p + "business_age_days"] = (t - at("business_registered_at")) / DAY
+        out[p + "industry_risk"] = col("industry").map(self.industry_risk_).astype("float64")
+        out[p + "twofa_at_onboarding"] = col("twofa_enabled").astype("float64")
+
+        result = X.copy()
+        for name, values in out.items():
+            result[name] = pd.Series(values, index=X.index).astype("float64")
+        dropped = [
+            p + c
+            for c in (
+                "birth_date",
+                "document_expiry",
+                "business_registered_at",
+                "onboarded_at",
+                "last_kyc_review_at",
+                "twofa_enabled",
+                "document_type",
+            )
+        ]
+        if self.drop_personal:
+            dropped += [p + c for c in PERSONAL_COLUMNS]
+        return result.drop(columns=[c for c in dropped if c in result.columns])
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    """Times as tz-aware UTC (all-null columns often arrive tz-naive from JSON or CSV)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values
+    return pd.to_datetime(values, utc=True)
+
+
+def _as_float(flags: pd.Series) -> pd.Series:
+    """A nullable boolean Series as floats (1.0 / 0.0, NaN for unknown), the model's encoding."""
+    return flags.astype("Float64").astype("float64")
+
+
+def _mismatch(a: pd.Series, b: pd.Series) -> pd.Series:
+    """1.0 where both values are known and differ, 0.0 where equal, NaN where either is missing."""
+    known = a.notna() & b.notna()
+    return (a != b).astype("float64").where(known)
