@@ -1,0 +1,487 @@
+"""Readers of data folders (parquet or CSV) that give every contract table its contract dtypes.
+
+Each contract table ``name`` is read from ``{folder}/{name}.parquet`` or ``{folder}/{name}.csv``
+(parquet when both exist). Absent optional tables become empty frames with the contract's
+columns; an absent required table is a problem. Nothing is converted silently: a value that
+cannot be converted to its column's type becomes a null *and* a "wrong type" problem naming the
+file, column, rows and values, which ``features.validation`` reports (and does not report again
+as a missing value).
+
+Contract dtypes (``contract_dtype``): text kinds (``str``, ``category``, ``country``) are
+pandas ``str``; ``float`` is ``float64``; ``int`` is ``int64`` (``Int64`` when nulls are
+present); ``bool`` is ``boolean``; ``timestamp`` and ``date`` are ``datetime64[us, UTC]``.
+
+CSV: every field is read as text, then converted. An empty field is a null; nothing else is
+(``NA`` is Namibia, ``null`` a possible name), except that a quoted empty field (``""``) is an
+empty string in a text column (e.g. ``aliases``: "empty string when none"). Timestamps are ISO 8601 with or without an offset
+(without one means UTC); booleans are true/false/1/0 (any case); whole numbers may be written
+``3`` or ``3.0``. Parquet: compatible physical types are converted (other time units, naive
+times taken as UTC, date columns, integers stored as floats without fractions, dictionary-encoded
+text); text in a number or time column is a wrong type, not parsed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from features.contracts import REQUIRED_TABLES, TABLES, Col, Table
+from features.validation import AUXILIARY_TABLES, EXPECTED_KIND, Problem, problem_at
+
+SOURCES = ("kycrisk", "fdh")
+TIME_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+TEXT_KINDS = ("str", "category", "country")
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def contract_dtype(col: Col) -> Any:
+    """The pandas dtype a column of this contract kind has after reading (``int64`` for ints)."""
+    return {
+        "str": "str",
+        "category": "str",
+        "country": "str",
+        "float": "float64",
+        "int": "int64",
+        "bool": "boolean",
+        "timestamp": TIME_DTYPE,
+        "date": TIME_DTYPE,
+    }[col.kind]
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty frame of contract table ``name``: every contract column with its contract dtype."""
+    table = TABLES[name]
+    return pd.DataFrame({c.name: pd.Series([], dtype=contract_dtype(c)) for c in table.columns})
+
+
+@dataclass
+class Dataset:
+    """Tables read from a folder, and what the reader found wrong with the files.
+
+    Unpacks as ``tables, problems = read_dataset(path)``.
+
+    Attributes:
+        tables: table name -> DataFrame (contract dtypes; ``patterns`` when present).
+        problems: problems met while reading (unreadable files, wrong types, missing tables).
+        files: table name -> file name it was read from.
+        unavailable: tables that could not be read or were missing (already reported).
+        unconverted: (table, column) -> 0-based positions whose value could not be converted
+            to the column's type (now null, already reported as a wrong type).
+        source: the folder read.
+        source_format: input layout (``"kycrisk"`` or ``"fdh"``).
+    """
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    unavailable: set[str] = field(default_factory=set)
+    unconverted: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    source: str | None = None
+    source_format: str = "kycrisk"
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.tables
+        yield self.problems
+
+
+# --- Converting a column to its contract dtype -------------------------------------------------
+
+
+def _is_text(series: pd.Series) -> bool:
+    if isinstance(series.dtype, pd.StringDtype):
+        return True
+    return pd.api.types.is_object_dtype(series.dtype) and pd.api.types.infer_dtype(series, skipna=True) in (
+        "string",
+        "empty",
+    )
+
+
+def _as_text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if series.dtype == "str":
+        return series, np.zeros(len(series), dtype=bool)
+    if _is_text(series) or series.isna().all():
+        return series.astype("str"), np.zeros(len(series), dtype=bool)
+    if pd.api.types.is_object_dtype(series.dtype):
+        is_str = series.map(lambda v: isinstance(v, str), na_action="ignore")
+        bad = (series.notna() & ~is_str.fillna(True).astype(bool)).to_numpy()
+        return series.where(~bad).astype("str"), bad
+    return pd.Series(pd.NA, index=series.index, dtype="str"), series.notna().to_numpy()
+
+
+def _parse_numbers(text: pd.Series) -> pd.Series:
+    return pd.to_numeric(text.str.strip(), errors="coerce").astype("float64")
+
+
+def _unparsed(text: pd.Series, values: pd.Series) -> np.ndarray:
+    """Text that gave no value; a quoted empty CSV field in a non-text column is a null, not an error."""
+    return (text.notna() & (text.str.strip() != "") & values.isna()).to_numpy(dtype=bool)
+
+
+def _as_float(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return pd.Series(np.nan, index=series.index), series.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(dtype):
+        return series.astype("float64"), np.zeros(len(series), dtype=bool)
+    if series.isna().all():
+        return pd.Series(np.nan, index=series.index, dtype="float64"), np.zeros(len(series), dtype=bool)
+    if parse_text and _is_text(series):
+        values = _parse_numbers(series)
+        return values, _unparsed(series, values)
+    return pd.Series(np.nan, index=series.index), series.notna().to_numpy()
+
+
+def _as_int(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
+    dtype = series.dtype
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        values = series.astype("Int64")
+        bad = np.zeros(len(series), dtype=bool)
+    else:
+        floats, bad = _as_float(series, parse_text)
+        # Integers stored as floats are fine; a fraction (or an int64 overflow) is a wrong type.
+        whole = (floats % 1 == 0) & (floats.abs() < 2**63)
+        bad = bad | (floats.notna() & ~whole).to_numpy()
+        values = floats.where(~bad).astype("Int64")
+    if not values.hasnans:
+        values = values.astype("int64")
+    return values, bad
+
+
+def _as_bool(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return series.astype("boolean"), np.zeros(len(series), dtype=bool)
+    if series.isna().all():
+        return pd.Series(pd.NA, index=series.index, dtype="boolean"), np.zeros(len(series), dtype=bool)
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) == "boolean":
+        return series.astype("boolean"), np.zeros(len(series), dtype=bool)
+    if parse_text and _is_text(series):
+        lowered = series.str.strip().str.lower()
+        values = pd.Series(pd.NA, index=series.index, dtype="boolean")
+        values[lowered.isin(_TRUE).to_numpy()] = True
+        values[lowered.isin(_FALSE).to_numpy()] = False
+        return values, _unparsed(series, values)
+    return pd.Series(pd.NA, index=series.index, dtype="boolean"), series.notna().to_numpy()
+
+
+def _as_time(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
+    dtype = series.dtype
+    ok = np.zeros(len(series), dtype=bool)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert("UTC").astype(TIME_DTYPE), ok
+    if pd.api.types.is_datetime64_dtype(dtype):
+        # Naive times are UTC by contract.
+        return series.dt.tz_localize("UTC").astype(TIME_DTYPE), ok
+    if series.isna().all():
+        return pd.Series(pd.NaT, index=series.index, dtype=TIME_DTYPE), ok
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in (
+        "date",
+        "datetime",
+        "datetime64",
+    ):
+        values = pd.to_datetime(series, utc=True, errors="coerce").astype(TIME_DTYPE)
+        return values, (series.notna() & values.isna()).to_numpy()
+    if parse_text and _is_text(series):
+        values = pd.to_datetime(series.str.strip(), format="ISO8601", utc=True, errors="coerce").astype(
+            TIME_DTYPE
+        )
+        return values, _unparsed(series, values)
+    return pd.Series(pd.NaT, index=series.index, dtype=TIME_DTYPE), series.notna().to_numpy()
+
+
+def _convert(series: pd.Series, col: Col, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
+    """Convert ``series`` to the contract dtype of ``col``; return it and the unconvertible mask."""
+    if col.kind in TEXT_KINDS:
+        return _as_text(series)
+    if col.kind == "float":
+        return _as_float(series, parse_text)
+    if col.kind == "int":
+        return _as_int(series, parse_text)
+    if col.kind == "bool":
+        return _as_bool(series, parse_text)
+    return _as_time(series, parse_text)
+
+
+def _conform(
+    table: Table, df: pd.DataFrame, *, file: str | None, parse_text: bool
+) -> tuple[pd.DataFrame, list[Problem], dict[tuple[str, str], np.ndarray]]:
+    df = df.reset_index(drop=True)
+    problems: list[Problem] = []
+    unconverted: dict[tuple[str, str], np.ndarray] = {}
+    converted: dict[str, pd.Series] = {}
+    for name in df.columns:
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        original = df[name]
+        try:
+            values, bad = _convert(original, col, parse_text)
+        except (TypeError, ValueError, OverflowError):
+            # Values pandas cannot even cast (e.g. uint64 beyond int64, nested objects): none fits.
+            dtype = "Int64" if col.kind == "int" else contract_dtype(col)
+            values = pd.Series(None, index=original.index, dtype=object).astype(dtype)
+            bad = original.notna().to_numpy(dtype=bool)
+        converted[name] = values
+        if bad.any():
+            positions = np.flatnonzero(bad)
+            unconverted[(table.name, name)] = positions
+            found = "text" if _is_text(original) else str(original.dtype)
+            reason = f"wrong type: expected {EXPECTED_KIND[col.kind]}, found {found}"
+            problems.append(
+                problem_at(
+                    table,
+                    df,
+                    name,
+                    positions,
+                    reason,
+                    "wrong_type",
+                    values=original.iloc[positions[:5]],
+                    file=file,
+                )
+            )
+    return df.assign(**converted) if converted else df, problems, unconverted
+
+
+def conform_table(
+    name: str, df: pd.DataFrame, *, parse_text: bool = False
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Convert a table's contract columns to their contract dtypes, reporting what does not fit.
+
+    For producers of in-memory tables (generators, adapters): lossless conversions happen
+    (time units and zones, ints stored as floats, object text); values that do not fit become
+    nulls and are reported. Unknown columns are kept as they are. The input is not modified.
+
+    Args:
+        name: contract table name.
+        df: the table.
+        parse_text: also parse text in number, boolean and time columns (as for CSV files).
+
+    Returns:
+        The converted copy (same columns, default index) and the wrong-type problems.
+    """
+    frame, problems, _ = _conform(TABLES[name], df, file=None, parse_text=parse_text)
+    return frame, problems
+
+
+# --- Reading files ----------------------------------------------------------------------------
+
+
+def _unreadable(table: str, file: Path, exc: BaseException | str) -> Problem:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return Problem(table, None, f"unreadable file: {text}", check="unreadable_file", file=file.name)
+
+
+def _read_parquet(file: Path, table: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    try:
+        arrow = pq.read_table(file)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return None, [_unreadable(table, file, exc)]
+    names = arrow.column_names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        return None, [_unreadable(table, file, f"duplicate column names {', '.join(duplicates)}")]
+    # Keep dates as dates (not objects) and text as pandas str.
+    return arrow.to_pandas(date_as_object=False), []
+
+
+def _malformed_csv_rows(file: Path, n_fields: int) -> list[tuple[int, int]]:
+    """(line, fields) of every row whose field count differs from the header's (slow path)."""
+    bad = []
+    with file.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for row in reader:
+            if row and len(row) != n_fields:
+                bad.append((reader.line_num, len(row)))
+    return bad
+
+
+def _read_csv(file: Path, table: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return None, [_unreadable(table, file, exc)]
+    if not header:
+        return None, [_unreadable(table, file, "empty file (no header line)")]
+    duplicates = sorted({n for n in header if header.count(n) > 1})
+    if duplicates:
+        return None, [_unreadable(table, file, f"duplicate column names {', '.join(duplicates)}")]
+    invalid: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(row.actual_columns)
+        return "skip"
+
+    try:
+        arrow = pa_csv.read_csv(
+            file,
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return None, [_unreadable(table, file, exc)]
+    if invalid:
+        # Row numbers after a broken row would be off by one: report the lines, skip the table.
+        bad = _malformed_csv_rows(file, len(header)) or [(0, n) for n in invalid]
+        shown = ", ".join(f"line {line} has {n}" if line else f"a row has {n}" for line, n in bad[:5])
+        more = ", ..." if len(bad) > 5 else ""
+        reason = (
+            f"malformed CSV: {len(bad):,} row{'s' * (len(bad) != 1)} with a wrong number of fields "
+            f"(header has {len(header)}; {shown}{more}); table not validated further"
+        )
+        return None, [Problem(table, None, reason, rows=len(bad), check="malformed_csv", file=file.name)]
+    return arrow.to_pandas(), []
+
+
+def read_table(
+    file: Path, name: str
+) -> tuple[pd.DataFrame | None, list[Problem], dict[tuple[str, str], np.ndarray]]:
+    """Read one contract table from a parquet or CSV file and convert it to contract dtypes.
+
+    Args:
+        file: ``.parquet`` or ``.csv`` file.
+        name: contract table name.
+
+    Returns:
+        The frame (``None`` when the file cannot be read), the problems found and the positions
+        of unconvertible values per (table, column).
+    """
+    table = TABLES[name]
+    is_csv = file.suffix.lower() == ".csv"
+    raw, problems = _read_csv(file, name) if is_csv else _read_parquet(file, name)
+    if raw is None:
+        return None, problems, {}
+    frame, conform_problems, unconverted = _conform(table, raw, file=file.name, parse_text=is_csv)
+    return frame, problems + conform_problems, unconverted
+
+
+def _read_auxiliary(file: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
+    name = file.stem
+    if file.suffix == ".csv":
+        try:
+            return pd.read_csv(file, dtype="str", keep_default_na=False, na_values=[""]), []
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            return None, [_unreadable(name, file, exc)]
+    try:
+        return pq.read_table(file).to_pandas(), []
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return None, [_unreadable(name, file, exc)]
+
+
+def _find(folder: Path, name: str) -> tuple[Path | None, Path | None]:
+    parquet, text = folder / f"{name}.parquet", folder / f"{name}.csv"
+    return (parquet if parquet.is_file() else None), (text if text.is_file() else None)
+
+
+def read_dataset(path: Path, source: str = "kycrisk") -> Dataset:
+    """Read every contract table of a data folder, with contract dtypes, and the problems met.
+
+    Args:
+        path: folder holding ``customers``, ``transactions``, ``account_events``,
+            ``watchlist`` and ``labels`` as ``.parquet`` or ``.csv`` (and optionally
+            ``patterns``); for ``source="fdh"``, the benchmark's folder.
+        source: ``"kycrisk"`` (files named after the contract tables) or ``"fdh"`` (the Fraud
+            Detection Handbook's files, mapped by ``features.adapters.fdh``).
+
+    Returns:
+        A ``Dataset`` (unpacks as ``tables, problems``). Unreadable and missing required tables
+        are absent from ``tables`` and reported; absent optional tables are empty frames.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: when ``path`` is not a folder.
+        ValueError: for an unknown ``source``.
+    """
+    path = Path(path)
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if not path.exists():
+        raise FileNotFoundError(f"data folder {path} does not exist")
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a folder")
+    if source == "fdh":
+        from features.adapters.fdh import read_fdh
+
+        return read_fdh(path)
+
+    dataset = Dataset(source=str(path), source_format=source)
+    for name in TABLES:
+        parquet, text = _find(path, name)
+        file = parquet or text
+        if file is None:
+            if name in REQUIRED_TABLES:
+                dataset.problems.append(
+                    Problem(
+                        name,
+                        None,
+                        f"missing required table: neither {name}.parquet nor {name}.csv in {path}",
+                        check="missing_table",
+                    )
+                )
+                dataset.unavailable.add(name)
+            else:
+                dataset.tables[name] = empty_table(name)
+            continue
+        if parquet and text:
+            dataset.problems.append(
+                Problem(
+                    name,
+                    None,
+                    f"both {parquet.name} and {text.name} exist: read the parquet file, ignored the CSV",
+                    severity="warning",
+                    check="ignored_file",
+                    file=text.name,
+                )
+            )
+        frame, problems, unconverted = read_table(file, name)
+        dataset.problems += problems
+        if frame is None:
+            dataset.unavailable.add(name)
+            continue
+        dataset.tables[name] = frame
+        dataset.files[name] = file.name
+        dataset.unconverted.update(unconverted)
+
+    for name in AUXILIARY_TABLES:
+        parquet, text = _find(path, name)
+        file = parquet or text
+        if file is not None:
+            frame, problems = _read_auxiliary(file)
+            dataset.problems += problems
+            if frame is not None:
+                dataset.tables[name] = frame
+                dataset.files[name] = file.name
+
+    known = {f"{name}.{ext}" for name in (*TABLES, *AUXILIARY_TABLES) for ext in ("parquet", "csv")}
+    for other in sorted(path.iterdir()):
+        if other.suffix.lower() in (".parquet", ".csv") and other.name not in known:
+            dataset.problems.append(
+                Problem(
+                    other.stem,
+                    None,
+                    "file not read: its name is not a contract table",
+                    severity="info",
+                    check="ignored_file",
+                    file=other.name,
+                )
+            )
+    return dataset

@@ -1,0 +1,912 @@
+"""Checks that input tables meet the data contracts, and the report that names every problem found.
+
+Single-table checks (columns, types, nulls, keys, categories, ranges, country codes, plausible
+dates) are pandera schemas built from ``features.contracts.TABLES``; cross-table checks
+(references, time order between tables) are plain pandas. Failures are aggregated per
+(table, column, reason) with a row count and a few examples, so a file with 100,000 bad rows
+gives one line, not 100,000. Nothing is dropped: the report counts every row it complains about.
+
+Row numbers in a report count data rows from 1 as a person sees them in the file (the header is
+not a row: in a CSV file, row ``n`` is on line ``n + 1`` unless a quoted value spans lines).
+Example values of personal-data columns (``Col.pii``) are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pa_compute
+
+from features.contracts import REQUIRED_TABLES, TABLES, Col, Table
+from features.reference import iso_country_codes
+
+if TYPE_CHECKING:
+    from features.io import Dataset
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("error", "warning", "info")
+MAX_EXAMPLES = 5
+# Non-contract tables that readers and adapters may return beside the contract tables: ground
+# truth of planted patterns, for per-pattern evaluation only (never a feature). Not validated.
+AUXILIARY_TABLES = ("patterns",)
+
+# Plausible ranges for time columns, as [low, high) in UTC; "now" is the moment of validation.
+# Values outside are typos or sentinels (1970-01-01, 9999-12-31), not facts. The contracts do
+# not declare these (yet), so they live here, by column name.
+DEFAULT_TIME_RANGE = ("1980-01-01", "2100-01-01")
+TIME_RANGES: dict[str, tuple[str, str]] = {
+    "birth_date": ("1900-01-01", "now"),
+    "business_registered_at": ("1800-01-01", "now"),
+    # An expired document is a risk signal, not bad data: only absurd years are rejected.
+    "document_expiry": ("1950-01-01", "2100-01-01"),
+}
+
+
+# --- Problems and reports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One kind of failure in one table (and column), with a count and a few examples.
+
+    Attributes:
+        table: contract table name (e.g. ``"transactions"``).
+        column: column concerned, or ``None`` when it is about the whole table or file.
+        reason: what is wrong, in words (e.g. ``"must be > 0"``).
+        rows: number of rows concerned; ``None`` when it is about the table, file or column
+            as a whole (a missing column, an unreadable file).
+        example_rows: up to five row numbers (1-based data rows, as in the file).
+        example_keys: the key values of those rows, when the table has a usable key.
+        example_values: the offending values of those rows (never shown for personal data).
+        severity: ``"error"`` (the data is invalid), ``"warning"`` (suspicious, or adjusted
+            by an adapter; the data stays usable) or ``"info"``.
+        check: short machine-readable code, e.g. ``"wrong_type"``, ``"dangling_reference"``.
+        file: file name the table came from, when read from a folder.
+    """
+
+    table: str
+    column: str | None
+    reason: str
+    rows: int | None = None
+    example_rows: tuple[int, ...] = ()
+    example_keys: tuple[str, ...] = ()
+    example_values: tuple[str, ...] = ()
+    severity: str = "error"
+    check: str = ""
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "table": self.table,
+            "column": self.column,
+            "check": self.check,
+            "reason": self.reason,
+            "rows": self.rows,
+            "example_rows": list(self.example_rows),
+            "example_keys": list(self.example_keys),
+            "example_values": list(self.example_values),
+            "file": self.file,
+        }
+
+    def to_text(self, table_rows: int | None = None) -> str:
+        """One line: severity, table.column, how many rows, reason, examples and file."""
+        where = self.table if self.column is None else f"{self.table}.{self.column}"
+        parts = [f"{self.severity.upper():<7} {where}:"]
+        if self.rows is not None:
+            of = f" of {table_rows:,}" if table_rows is not None else ""
+            parts.append(f"{self.rows:,}{of} row{'' if self.rows == 1 and not of else 's'}:")
+        parts.append(self.reason)
+        details = []
+        if self.example_rows:
+            more = ", ..." if self.rows is not None and self.rows > len(self.example_rows) else ""
+            details.append("rows " + ", ".join(str(r) for r in self.example_rows) + more)
+        if self.example_keys:
+            details.append("keys " + ", ".join(self.example_keys))
+        if self.example_values:
+            details.append("values " + ", ".join(self.example_values))
+        line = " ".join(parts)
+        if details:
+            line += " (" + "; ".join(details) + ")"
+        if self.file:
+            line += f" [{self.file}]"
+        return line
+
+
+@dataclass
+class Report:
+    """The outcome of validating a dataset: every problem found and the rows per table.
+
+    Attributes:
+        problems: all problems, errors first.
+        row_counts: rows read per table (tables that could not be read are absent).
+        source: the folder validated, or ``None`` for in-memory tables.
+        source_format: the input layout (``"kycrisk"`` or an adapter name such as ``"fdh"``).
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    source: str | None = None
+    source_format: str = "kycrisk"
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings and infos do not make data invalid)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def summary(self) -> str:
+        """One line: valid or invalid, counts of errors and warnings, and rows per table."""
+        n_err, n_warn = len(self.errors), len(self.warnings)
+        tables = ", ".join(f"{name} {count:,}" for name, count in self.row_counts.items())
+        verdict = "VALID" if self.ok else "INVALID"
+        return (
+            f"{verdict}: {n_err} error{'s' * (n_err != 1)}, "
+            f"{n_warn} warning{'s' * (n_warn != 1)}; rows read: {tables or 'none'}"
+        )
+
+    def to_text(self) -> str:
+        """Human report: a header, one line per problem (table, column, rows, reason), a summary."""
+        where = self.source if self.source is not None else "in-memory tables"
+        lines = [f"Validation of {where} (format {self.source_format}) against the data contracts"]
+        if any(p.example_rows for p in self.problems):
+            csv_note = (
+                "; in a CSV file row n is on line n + 1"
+                if any((p.file or "").endswith(".csv") for p in self.problems)
+                else ""
+            )
+            lines.append(f"(rows are data rows numbered from 1{csv_note})")
+        lines += [p.to_text(self.row_counts.get(p.table)) for p in self.problems]
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "source_format": self.source_format,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "row_counts": dict(self.row_counts),
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+class InvalidDataError(ValueError):
+    """Raised by ``load_valid_dataset`` when the data breaks the contracts; ``.report`` says how."""
+
+    def __init__(self, report: Report):
+        super().__init__(report.to_text())
+        self.report = report
+
+
+# --- Helpers to turn masks and positions into problems ----------------------------------------
+
+
+def _format_value(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return "null"
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    text = repr(value) if isinstance(value, str) else str(value)
+    return _truncate(text)
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _key_column(table: Table, df: pd.DataFrame, usable: set[str]) -> str | None:
+    if len(table.key) == 1 and table.key[0] in df.columns and table.key[0] in usable:
+        return table.key[0]
+    return None
+
+
+def problem_at(
+    table: Table,
+    df: pd.DataFrame,
+    column: str | None,
+    positions: np.ndarray,
+    reason: str,
+    check: str,
+    *,
+    values: Iterable[Any] | None = None,
+    severity: str = "error",
+    file: str | None = None,
+    usable: set[str] | None = None,
+    formatted: bool = False,
+) -> Problem:
+    """Build a Problem for rows at 0-based ``positions`` of ``df``, with up to five examples.
+
+    Args:
+        table: the contract of ``df``.
+        df: the table, with a default RangeIndex (position = row number - 1).
+        column: the column concerned, or ``None``.
+        positions: sorted 0-based positions of the failing rows.
+        reason: what is wrong.
+        check: machine-readable code.
+        values: example values to show (defaults to ``df[column]`` at the first positions).
+        severity: ``"error"``, ``"warning"`` or ``"info"``.
+        file: the file name, when known.
+        usable: columns whose type is right (the key is shown only when it is).
+        formatted: ``values`` are already text to show as they are.
+
+    Returns:
+        The aggregated Problem.
+    """
+    first = positions[:MAX_EXAMPLES]
+    usable = set(df.columns) if usable is None else usable
+    key = _key_column(table, df, usable)
+    keys = tuple(_truncate(str(v)) for v in df[key].iloc[first]) if key is not None else ()
+    if values is not None:
+        shown = tuple(v if formatted else _format_value(v) for v in list(values)[:MAX_EXAMPLES])
+    elif column is not None and column in df.columns:
+        shown = tuple(_format_value(v) for v in df[column].iloc[first])
+    else:
+        shown = ()
+    if shown and column in table.column_names and table.column(column).pii:
+        # Reports get printed, mailed and logged: personal data stays out of them.
+        shown, reason = (), reason + " (values not shown: personal data)"
+    return Problem(
+        table=table.name,
+        column=column,
+        reason=reason,
+        rows=int(len(positions)),
+        example_rows=tuple(int(p) + 1 for p in first),
+        example_keys=keys,
+        example_values=shown,
+        severity=severity,
+        check=check,
+        file=file,
+    )
+
+
+# --- Single-table checks: pandera schemas built from the contracts -----------------------------
+
+
+def contract_pandas_dtype(col: Col) -> Any:
+    """The pandera/pandas dtype a validated column must have, by contract kind.
+
+    ``int`` is checked as ``Int64``, which accepts ``int64`` too (readers give ``int64`` unless
+    the column holds nulls); ``bool`` is the nullable ``boolean``; times are microsecond UTC.
+    """
+    return {
+        "str": str,
+        "category": str,
+        "country": str,
+        "float": "float64",
+        "int": "Int64",
+        "bool": "boolean",
+        "timestamp": pd.DatetimeTZDtype("us", "UTC"),
+        "date": pd.DatetimeTZDtype("us", "UTC"),
+    }[col.kind]
+
+
+# How each kind is stored in memory (features.io.contract_dtype builds them) and said in reports.
+_STORED_AS = {
+    "str": "str",
+    "category": "str",
+    "country": "str",
+    "float": "float64",
+    "int": "int64",
+    "bool": "boolean",
+    "timestamp": "datetime64[us, UTC]",
+    "date": "datetime64[us, UTC]",
+}
+EXPECTED_KIND = {
+    "str": "text",
+    "category": "text",
+    "country": "text",
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "a boolean (true/false/1/0)",
+    "timestamp": "an ISO 8601 timestamp",
+    "date": "an ISO 8601 date",
+}
+
+
+def _time_bound(text: str) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC") if text == "now" else pd.Timestamp(text, tz="UTC")
+
+
+def _allowed_text(allowed: tuple[str, ...]) -> str:
+    shown = ", ".join(allowed) if len(allowed) <= 10 else ", ".join(allowed[:10]) + ", ..."
+    return f"not an allowed value (allowed: {shown}; see data/README.md)"
+
+
+def _column_checks(table: Table, col: Col) -> tuple[list[pa.Check], dict[str, str]]:
+    """The pandera checks of one contract column and the reason for each check name."""
+    checks: list[pa.Check] = []
+    reasons: dict[str, str] = {}
+
+    def add(name: str, reason: str, fn) -> None:
+        checks.append(pa.Check(fn, name=name))
+        reasons[name] = reason
+
+    if col.kind == "category" and col.allowed is not None:
+        allowed = list(col.allowed)
+        add("allowed_values", _allowed_text(col.allowed), lambda s: s.isin(allowed))
+    if col.kind == "country":
+        codes = sorted(iso_country_codes())
+        add("country_code", "not an ISO 3166-1 alpha-2 country code", lambda s: s.isin(codes))
+    if col.kind == "str" and (col.name in table.key or col.foreign_key or col.name.endswith("_id")):
+        add("blank_id", "blank identifier", lambda s: s.str.strip() != "")
+    if col.kind in ("float", "int"):
+        if col.kind == "float":
+            add("finite", "not a finite number (inf)", lambda s: np.isfinite(s))
+        if col.min_value is not None:
+            low = col.min_value
+            if col.min_exclusive:
+                add("min_value", f"out of range: must be > {low:g}", lambda s: s > low)
+            else:
+                add("min_value", f"out of range: must be >= {low:g}", lambda s: s >= low)
+    if col.kind in ("timestamp", "date"):
+        low_text, high_text = TIME_RANGES.get(col.name, DEFAULT_TIME_RANGE)
+        low = pd.Timestamp(low_text, tz="UTC")
+        add("too_early", f"implausibly early: before {low_text}", lambda s: s >= low)
+        if high_text == "now":
+            add("in_future", "in the future", lambda s: s <= _time_bound("now"))
+        else:
+            high = pd.Timestamp(high_text, tz="UTC")
+            add("too_late", f"implausibly late: on or after {high_text}", lambda s: s < high)
+        if col.kind == "date":
+            add(
+                "time_of_day",
+                "a date must be a UTC midnight (it has a time of day)",
+                lambda s: s == s.dt.floor("D"),
+            )
+    return checks, reasons
+
+
+@cache
+def table_schema(name: str) -> tuple[pa.DataFrameSchema, dict[tuple[str, str], str]]:
+    """Build the pandera schema of contract table ``name`` (cached).
+
+    Returns:
+        The schema (not strict: unknown columns are reported separately, never dropped) and a
+        map from (column, check name) to the reason printed in reports.
+    """
+    table = TABLES[name]
+    columns: dict[str, pa.Column] = {}
+    reasons: dict[tuple[str, str], str] = {}
+    single_key = table.key[0] if len(table.key) == 1 else None
+    for col in table.columns:
+        checks, col_reasons = _column_checks(table, col)
+        reasons.update({(col.name, check): reason for check, reason in col_reasons.items()})
+        columns[col.name] = pa.Column(
+            contract_pandas_dtype(col),
+            checks=checks,
+            nullable=col.nullable,
+            required=col.required,
+            unique=col.name == single_key,
+            name=col.name,
+        )
+    schema = pa.DataFrameSchema(
+        columns,
+        strict=False,
+        coerce=False,
+        unique=list(table.key) if single_key is None else None,
+        name=name,
+    )
+    return schema, reasons
+
+
+def _schema_problems(
+    table: Table,
+    df: pd.DataFrame,
+    *,
+    file: str | None,
+    already_reported: Mapping[str, np.ndarray],
+) -> tuple[list[Problem], set[str]]:
+    """Run the table's pandera schema; return aggregated problems and the usable columns.
+
+    ``already_reported`` maps a column to positions whose value a reader could not convert and
+    has reported as a wrong type: those positions now hold nulls and are not re-reported.
+    """
+    schema, reasons = table_schema(table.name)
+    usable = set(df.columns)
+    try:
+        schema.validate(df, lazy=True)
+        return [], usable
+    except pa.errors.SchemaErrors as exc:
+        failures = exc.failure_cases
+    failures = failures.assign(
+        column=failures["column"].astype(object),
+        check=failures["check"].astype(str),
+    )
+    problems: list[Problem] = []
+    missing = failures["check"] == "column_in_dataframe"
+    for name in failures.loc[missing, "failure_case"]:
+        problems.append(
+            Problem(table.name, str(name), "missing required column", check="missing_column", file=file)
+        )
+        usable.discard(str(name))
+    failures = failures[~missing]
+    wrong_type = failures["check"].str.startswith("dtype(")
+    bad_type_cols = set(failures.loc[wrong_type, "column"])
+    usable -= bad_type_cols
+    # A check on a column of the wrong type fails for that reason only; do not pile on.
+    failures = failures[wrong_type | ~failures["column"].isin(bad_type_cols)]
+
+    for (column, check), group in failures.groupby(["column", "check"], sort=False, dropna=False):
+        index = group["index"]
+        positions = np.sort(index.dropna().to_numpy(dtype=np.int64))
+        if column not in table.column_names:
+            # Table-wide failures (e.g. a composite key) or anything unforeseen: say it verbatim.
+            text = "; ".join(str(v) for v in group["failure_case"].head(3))
+            problems.append(
+                Problem(
+                    table.name, None, f"check {check} failed: {text}", rows=len(group), check=check, file=file
+                )
+            )
+            continue
+        col = table.column(column)
+        if check.startswith("dtype("):
+            reason = (
+                f"wrong type: expected {EXPECTED_KIND[col.kind]} ({_STORED_AS[col.kind]}), found {df[column].dtype} "
+                "(features.io.conform_table converts compatible types)"
+            )
+            if len(positions) == 0:  # the whole column has the wrong dtype
+                problems.append(
+                    Problem(table.name, column, reason, rows=len(df), check="wrong_type", file=file)
+                )
+                continue
+            problems.append(
+                problem_at(
+                    table,
+                    df,
+                    column,
+                    positions,
+                    reason,
+                    "wrong_type",
+                    values=group["failure_case"],
+                    file=file,
+                    usable=usable,
+                )
+            )
+            continue
+        if check == "not_nullable":
+            skip = already_reported.get(column)
+            if skip is not None and len(skip):
+                positions = positions[~np.isin(positions, skip)]
+                if len(positions) == 0:
+                    continue
+            problems.append(
+                problem_at(
+                    table,
+                    df,
+                    column,
+                    positions,
+                    "missing value (null) in a required field",
+                    "null",
+                    values=(),
+                    file=file,
+                    usable=usable,
+                )
+            )
+            continue
+        if check in ("field_uniqueness", "multiple_fields_uniqueness"):
+            n_keys = group["failure_case"].astype(str).nunique()
+            reason = f"duplicate key: {n_keys:,} key value{'s' * (n_keys != 1)} used by more than one row"
+            problems.append(
+                problem_at(table, df, column, positions, reason, "duplicate_key", file=file, usable=usable)
+            )
+            continue
+        reason = reasons.get((column, check))
+        if reason is None or len(positions) == 0:
+            # A check that could not run (e.g. an exception on odd values): say so, verbatim.
+            text = "; ".join(str(v) for v in group["failure_case"].head(3))
+            problems.append(
+                Problem(
+                    table.name,
+                    column,
+                    f"check {check} failed: {text}",
+                    rows=len(group),
+                    check=check,
+                    file=file,
+                )
+            )
+            continue
+        problems.append(problem_at(table, df, column, positions, reason, check, file=file, usable=usable))
+    return problems, usable
+
+
+# --- Cross-table checks: plain pandas -----------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """Tables (with RangeIndex), their usable columns and file names, for cross-table checks."""
+
+    tables: dict[str, pd.DataFrame]
+    usable: dict[str, set[str]]
+    files: dict[str, str]
+
+    lookups: dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def has(self, table: str, *columns: str) -> bool:
+        return table in self.tables and all(c in self.usable.get(table, set()) for c in columns)
+
+    def lookup(
+        self, table: str, column: str, target: str, target_column: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``_lookup`` of ``table.column`` in ``target.target_column``, computed once per pair."""
+        key = (table, column, target, target_column)
+        if key not in self.lookups:
+            self.lookups[key] = _lookup(self.tables[target][target_column], self.tables[table][column])
+        return self.lookups[key]
+
+
+def _lookup(parent_keys: pd.Series, child_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Find ``child_keys`` among ``parent_keys``: found mask and (first) parent position per child row.
+
+    Arrow's hash lookup is ten times faster than a pandas Index on a million text keys.
+    """
+    parent = pa_arrow.array(parent_keys, type=pa_arrow.large_string())
+    child = pa_arrow.array(child_keys, type=pa_arrow.large_string())
+    positions = pa_compute.fill_null(pa_compute.index_in(child, value_set=parent), -1).to_numpy()
+    found = positions >= 0
+    return found, np.where(found, positions, 0)
+
+
+def _utc_naive(times: pd.Series) -> np.ndarray:
+    """UTC times as a numpy datetime64 array (NaT compares False with everything)."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+
+
+def _dangling(
+    ctx: _Context,
+    table: str,
+    column: str,
+    target: str,
+    target_column: str,
+    *,
+    rows: np.ndarray | None = None,
+    what: str | None = None,
+) -> list[Problem]:
+    if not ctx.has(table, column) or not ctx.has(target, target_column):
+        return []
+    df = ctx.tables[table]
+    keys = df[column]
+    candidate = keys.notna().to_numpy()
+    if rows is not None:
+        candidate = candidate & rows
+    found, _ = ctx.lookup(table, column, target, target_column)
+    bad = np.flatnonzero(candidate & ~found)
+    if len(bad) == 0:
+        return []
+    what = what or f"{target}.{target_column}"
+    n_distinct = keys.iloc[bad].nunique()
+    reason = f"dangling reference: not a known {what} ({n_distinct:,} distinct unknown id{'s' * (n_distinct != 1)})"
+    return [
+        problem_at(
+            TABLES[table],
+            df,
+            column,
+            bad,
+            reason,
+            "dangling_reference",
+            file=ctx.files.get(table),
+            usable=ctx.usable[table],
+        )
+    ]
+
+
+def _time_order(
+    ctx: _Context,
+    table: str,
+    time_column: str,
+    ref_column: str,
+    target: str,
+    target_time: str,
+    reason: str,
+    *,
+    rows: np.ndarray | None = None,
+    severity: str = "error",
+    check: str = "time_order",
+) -> list[Problem]:
+    """Rows of ``table`` whose ``time_column`` is before ``target_time`` of the row they refer to."""
+    target_key = TABLES[target].key[0]
+    if not ctx.has(table, time_column, ref_column) or not ctx.has(target, target_key, target_time):
+        return []
+    df, parent_df = ctx.tables[table], ctx.tables[target]
+    found, positions = ctx.lookup(table, ref_column, target, target_key)
+    own = _utc_naive(df[time_column])
+    parent = (
+        _utc_naive(parent_df[target_time])[positions]
+        if len(parent_df)
+        else np.full(len(df), np.datetime64("NaT"))
+    )
+    before = found & (own < parent)
+    if rows is not None:
+        before = before & rows
+    bad = np.flatnonzero(before)
+    if len(bad) == 0:
+        return []
+    values = [
+        f"{_format_value(pd.Timestamp(own[i], tz='UTC'))} < {_format_value(pd.Timestamp(parent[i], tz='UTC'))}"
+        for i in bad[:MAX_EXAMPLES]
+    ]
+    return [
+        problem_at(
+            TABLES[table],
+            df,
+            time_column,
+            bad,
+            reason,
+            check,
+            values=values,
+            severity=severity,
+            file=ctx.files.get(table),
+            usable=ctx.usable[table],
+            formatted=True,
+        )
+    ]
+
+
+def _cross_table_problems(ctx: _Context) -> list[Problem]:
+    problems: list[Problem] = []
+    # References declared in the contracts (Col.foreign_key).
+    for name, table in TABLES.items():
+        for col in table.columns:
+            if col.foreign_key:
+                target, target_column = col.foreign_key.split(".")
+                problems += _dangling(ctx, name, col.name, target, target_column)
+
+    # Labels point at a transaction or a customer, by entity_type.
+    if ctx.has("labels", "entity_type", "entity_id"):
+        labels = ctx.tables["labels"]
+        is_tx = (labels["entity_type"] == "transaction").to_numpy(dtype=bool, na_value=False)
+        is_cu = (labels["entity_type"] == "customer").to_numpy(dtype=bool, na_value=False)
+        problems += _dangling(
+            ctx, "labels", "entity_id", "transactions", "transaction_id", rows=is_tx, what="transaction_id"
+        )
+        problems += _dangling(
+            ctx, "labels", "entity_id", "customers", "customer_id", rows=is_cu, what="customer_id"
+        )
+        # A label cannot be known before what it is about happened: it would leak the future.
+        problems += _time_order(
+            ctx,
+            "labels",
+            "known_at",
+            "entity_id",
+            "transactions",
+            "occurred_at",
+            "label known before its transaction happened (known_at < occurred_at)",
+            rows=is_tx,
+            check="label_before_event",
+        )
+        problems += _time_order(
+            ctx,
+            "labels",
+            "known_at",
+            "entity_id",
+            "customers",
+            "onboarded_at",
+            "label known before the customer was onboarded (known_at < onboarded_at)",
+            rows=is_cu,
+            check="label_before_event",
+        )
+
+    # Onboarding counts as a KYC review, so the last review cannot precede it.
+    if ctx.has("customers", "onboarded_at", "last_kyc_review_at"):
+        customers = ctx.tables["customers"]
+        onboarded, reviewed = customers["onboarded_at"], customers["last_kyc_review_at"]
+        bad = np.flatnonzero((reviewed < onboarded).to_numpy(dtype=bool, na_value=False))
+        if len(bad):
+            values = [
+                f"{_format_value(reviewed.iloc[i])} < {_format_value(onboarded.iloc[i])}"
+                for i in bad[:MAX_EXAMPLES]
+            ]
+            problems.append(
+                problem_at(
+                    TABLES["customers"],
+                    customers,
+                    "last_kyc_review_at",
+                    bad,
+                    "last KYC review before onboarding (last_kyc_review_at < onboarded_at)",
+                    "time_order",
+                    values=values,
+                    file=ctx.files.get("customers"),
+                    usable=ctx.usable["customers"],
+                    formatted=True,
+                )
+            )
+
+    # Nobody trades before being onboarded; account events before onboarding (sign-up logins)
+    # are plausible, so they are only a warning.
+    for column in ("buyer_id", "seller_id"):
+        problems += _time_order(
+            ctx,
+            "transactions",
+            "occurred_at",
+            column,
+            "customers",
+            "onboarded_at",
+            f"transaction before the {column.removesuffix('_id')} was onboarded (occurred_at < onboarded_at of {column})",
+        )
+    problems += _time_order(
+        ctx,
+        "account_events",
+        "occurred_at",
+        "customer_id",
+        "customers",
+        "onboarded_at",
+        "account event before the customer was onboarded (occurred_at < onboarded_at)",
+        severity="warning",
+    )
+    return problems
+
+
+# --- Entry points -------------------------------------------------------------------------------
+
+
+def _sort_problems(problems: list[Problem]) -> list[Problem]:
+    table_order = {name: i for i, name in enumerate(TABLES)}
+    return sorted(
+        problems,
+        key=lambda p: (SEVERITIES.index(p.severity), table_order.get(p.table, len(table_order))),
+    )
+
+
+def _validate(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    read_problems: Iterable[Problem] = (),
+    files: Mapping[str, str] | None = None,
+    unavailable: Iterable[str] = (),
+    already_reported: Mapping[tuple[str, str], np.ndarray] | None = None,
+    source: str | None = None,
+    source_format: str = "kycrisk",
+) -> Report:
+    files = dict(files or {})
+    already_reported = already_reported or {}
+    unavailable = set(unavailable)
+    problems = list(read_problems)
+    frames: dict[str, pd.DataFrame] = {}
+    usable: dict[str, set[str]] = {}
+    row_counts: dict[str, int] = {}
+
+    for name in REQUIRED_TABLES:
+        if name not in tables and name not in unavailable:
+            problems.append(Problem(name, None, "missing required table", check="missing_table"))
+
+    for name, df in tables.items():
+        row_counts[name] = len(df)
+        if name not in TABLES:
+            if name not in AUXILIARY_TABLES:
+                problems.append(
+                    Problem(
+                        name,
+                        None,
+                        "not a contract table: not validated",
+                        severity="warning",
+                        check="unknown_table",
+                    )
+                )
+            continue
+        table = TABLES[name]
+        # Row numbers are positions: never trust (or change) the caller's index.
+        df = df.reset_index(drop=True)
+        frames[name] = df
+        file = files.get(name)
+        for column in df.columns:
+            if column not in table.column_names:
+                problems.append(
+                    Problem(
+                        name,
+                        str(column),
+                        "unknown column, not in the contract: kept as is, not validated",
+                        severity="warning",
+                        check="unknown_column",
+                        file=file,
+                    )
+                )
+        reported = {col: pos for (tab, col), pos in already_reported.items() if tab == name}
+        table_problems, usable[name] = _schema_problems(table, df, file=file, already_reported=reported)
+        problems += table_problems
+
+    problems += _cross_table_problems(_Context(frames, usable, files))
+    return Report(_sort_problems(problems), row_counts, source=source, source_format=source_format)
+
+
+def validate_tables(tables: Mapping[str, pd.DataFrame]) -> Report:
+    """Validate in-memory tables against the data contracts.
+
+    Single-table checks use the pandera schemas of ``table_schema``; cross-table checks look
+    at references between tables and at the order of their times. Columns must already have
+    the contract dtypes (``features.io.conform_table`` converts compatible ones). Absent
+    optional tables are skipped; the input frames are not modified.
+
+    Args:
+        tables: contract table name -> DataFrame; ``patterns`` may ride along unvalidated.
+
+    Returns:
+        The report (``report.ok`` is False when any error was found).
+    """
+    return _validate(tables)
+
+
+def validate_dataset(dataset: Dataset) -> Report:
+    """Validate a dataset read by ``features.io.read_dataset``, including its read problems."""
+    return _validate(
+        dataset.tables,
+        read_problems=dataset.problems,
+        files=dataset.files,
+        unavailable=dataset.unavailable,
+        already_reported=dataset.unconverted,
+        source=dataset.source,
+        source_format=dataset.source_format,
+    )
+
+
+def validate_dir(path: Path, source: str = "kycrisk") -> Report:
+    """Read a data folder and validate it; problems met while reading are in the report.
+
+    Args:
+        path: folder holding ``customers``, ``transactions``, ... as ``.parquet`` or ``.csv``
+            (or, for ``source="fdh"``, the benchmark's ``transactions.parquet``).
+        source: input layout, ``"kycrisk"`` (the contracts) or ``"fdh"``.
+
+    Returns:
+        The report.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: when ``path`` is not a folder.
+    """
+    # features.io imports Problem from this module, so it is imported here, not at the top.
+    from features.io import read_dataset
+
+    return validate_dataset(read_dataset(Path(path), source=source))
+
+
+def load_valid_dataset(path: Path, source: str = "kycrisk") -> dict[str, pd.DataFrame]:
+    """Read and validate a data folder; return its tables only when they meet the contracts.
+
+    Later steps (feature building, training) call this so that nothing runs on invalid data.
+    Warnings are logged, not raised.
+
+    Args:
+        path: the data folder.
+        source: input layout, ``"kycrisk"`` or ``"fdh"``.
+
+    Returns:
+        Table name -> DataFrame with contract dtypes (plus ``patterns`` when present).
+
+    Raises:
+        InvalidDataError: when any error was found; its message is the text report.
+    """
+    from features.io import read_dataset
+
+    dataset = read_dataset(Path(path), source=source)
+    report = validate_dataset(dataset)
+    if not report.ok:
+        raise InvalidDataError(report)
+    for problem in report.problems:
+        log.warning("%s", problem.to_text(report.row_counts.get(problem.table)))
+    return dataset.tables
