@@ -186,11 +186,12 @@ def test_wrong_type_of_single_values_in_an_object_column(tables):
     ids.iloc[2] = 12345
     tables["transactions"]["device_id"] = ids
     problem = only(validate_tables(tables), "wrong_type")
+    # device_id is personal data: the report names the row but withholds the value.
     assert (problem.column, problem.rows, problem.example_rows, problem.example_values) == (
         "device_id",
         1,
         (3,),
-        ("12345",),
+        (),
     )
 
 
