@@ -143,7 +143,8 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
     ``name_email_similarity``, ``email_free_domain``, ``email_age_days``, ``nationality_risk``,
     ``residence_risk``, ``phone_country_risk``, ``phone_residence_mismatch``,
     ``nationality_residence_mismatch``, ``business_age_days``, ``industry_risk``,
-    ``twofa_at_onboarding``. Dates and times of the profile are dropped (they would only teach
+    ``twofa_at_onboarding``, and ``volume_vs_declared`` (the party's ``{party}_amount_sum_30d``
+    history feature over the declared monthly volume) when that feature is in the input. Dates and times of the profile are dropped (they would only teach
     the model the calendar); categorical profile columns are kept for the encoder.
     """
 
@@ -195,7 +196,16 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         out[p + "doc_days_to_expiry"] = (expiry - t) / DAY
         out[p + "doc_country_mismatch"] = _mismatch(col("document_country"), col("nationality"))
 
-        out[p + "days_since_kyc_review"] = (t - at("last_kyc_review_at")) / DAY
+        # A review recorded after the event was not known at the event: fall back to onboarding,
+        # which counts as the first review (point in time).
+        review = at("last_kyc_review_at")
+        review = review.where(review <= t, at("onboarded_at"))
+        out[p + "days_since_kyc_review"] = (t - review) / DAY
+        # Recent activity against the volume declared at the last review (outgrown KYC).
+        activity = f"{self.party}_amount_sum_30d"
+        declared = col("declared_monthly_volume_usd").astype("float64")
+        if activity in X.columns:
+            out[p + "volume_vs_declared"] = X[activity].astype("float64") / declared.where(declared > 0)
 
         out[p + "name_email_similarity"] = name_email_similarity(col("full_name"), col("email"))
         domain = col("email").astype("str").str.extract(r"@([^@]+)$", expand=False).str.lower()
@@ -254,3 +264,40 @@ def _mismatch(a: pd.Series, b: pd.Series) -> pd.Series:
     """1.0 where both values are known and differ, 0.0 where equal, NaN where either is missing."""
     known = a.notna() & b.notna()
     return (a != b).astype("float64").where(known)
+
+
+class EventRiskFeatures(TransformerMixin, BaseEstimator):
+    """Country and goods risk of the event itself, from the committed reference tables.
+
+    Output columns (added): ``ip_country_risk``, ``buyer_country_risk``, ``seller_country_risk``
+    (FATF-based country risk, NaN when the country is unknown), ``goods_category_risk`` (0 low,
+    0.33 medium, 0.67 high, 1 restricted; NaN for an unknown category).
+    """
+
+    GOODS_RISK = {"low": 0.0, "medium": 1 / 3, "high": 2 / 3, "restricted": 1.0}
+    COLUMNS = ("ip_country", "buyer_country", "seller_country", "goods_category")
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self._check_columns(X)
+        self.country_risk_ = _country_risk_table()
+        goods = load_reference("goods_categories")
+        self.goods_risk_ = {c: self.GOODS_RISK[r] for c, r in zip(goods["category"], goods["risk"], strict=True)}
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{type(self).__name__} expects a pandas DataFrame, got {type(X).__name__}")
+        missing = [c for c in self.COLUMNS if c not in X.columns]
+        if missing:
+            raise ValueError(f"{type(self).__name__} is missing input columns: {missing}")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "country_risk_")
+        self._check_columns(X)
+        result = X.copy()
+        for column in ("ip_country", "buyer_country", "seller_country"):
+            result[f"{column}_risk"] = X[column].map(self.country_risk_).astype("float64")
+        result["goods_category_risk"] = X["goods_category"].map(self.goods_risk_).astype("float64")
+        return result
