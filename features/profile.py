@@ -133,7 +133,8 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
     """KYC profile features of one party (buyer or seller) at the time of each event.
 
     Args:
-        party: column prefix of the party, ``"buyer"`` or ``"seller"``.
+        party: column prefix of the party: ``"buyer"`` or ``"seller"`` for an order's parties,
+            ``"customer"`` for a customer snapshot.
         time_column: the event time the profile is evaluated at (age, expiry, staleness).
         drop_personal: drop the party's raw personal columns after use.
 
@@ -154,8 +155,8 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         self.drop_personal = drop_personal
 
     def fit(self, X: pd.DataFrame, y=None):
-        if self.party not in ("buyer", "seller"):
-            raise ValueError(f"party must be 'buyer' or 'seller', got {self.party!r}")
+        if not (isinstance(self.party, str) and self.party.isidentifier()):
+            raise ValueError(f"party must be a column prefix such as 'buyer', 'seller' or 'customer', got {self.party!r}")
         self._check_columns(X)
         self.country_risk_ = _country_risk_table()
         self.industry_risk_ = _industry_risk_table()
