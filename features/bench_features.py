@@ -1,0 +1,375 @@
+"""Benchmark of the batch feature engine against polars and pandas on the same synthetic data.
+
+``run()`` generates synthetic transactions with numpy (skewed like a marketplace: many buyers
+with a few orders, a few sellers with very many), computes the same windowed aggregations with
+three engines, checks them against each other and against a brute-force computation on a random
+sample of rows, and returns the timings. The lead wires it as
+``kycrisk bench features --transactions 5000000 --json``.
+
+The aggregations: buyer count/sum/mean/max/std and seller count/sum of the USD amount over
+1h, 24h, 7d and 30d, and the seller's distinct buyers over 7d; every window is ``[t - w, t)``
+(``closed="left"`` in all three engines, ties at ``t`` excluded).
+
+This module also holds ``synthetic_tables``, a small, fast generator of contract-shaped
+transactions, account events and labels used by the tests (parity, leakage) and by the online
+latency measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.batch import compute_features, timestamps_us
+from features.definitions import Aggregation, FeatureSet
+
+BENCH_WINDOWS = ("1h", "24h", "7d", "30d")
+_START = pd.Timestamp("2025-01-01", tz="UTC")
+_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CNY")
+_COUNTRIES = ("US", "DE", "GB", "CN", "FR", "BR", "IN", "NG")
+_EVENT_TYPES = ("login", "password_reset", "device_change", "twofa_disabled", "twofa_enabled", "email_change")
+
+
+def _ids(prefix: str, codes: np.ndarray) -> pd.Series:
+    return prefix + pd.Series(codes, dtype="int64").astype("str")
+
+
+def synthetic_transactions(
+    n: int, seed: int = 0, days: int | None = None, *, usd_only: bool = False
+) -> pd.DataFrame:
+    """Contract-shaped synthetic transactions, generated with numpy (5M rows in a few seconds).
+
+    Buyers (n/5 of them) and sellers (n/250) get log-normal activity weights (sigma 1.3 and 1.8),
+    so most buyers place a handful of orders while the busiest sellers take tens of thousands.
+    Timestamps are whole seconds (ties happen), uniform over ``days`` (default: n/55,000, at
+    least 30).
+
+    Args:
+        n: number of transactions.
+        seed: random seed.
+        days: length of the period.
+        usd_only: every amount in USD (the benchmark); otherwise a few currencies.
+
+    Returns:
+        The ``transactions`` contract columns, sorted by ``occurred_at``.
+    """
+    rng = np.random.default_rng(seed)
+    days = days or max(30, n // 55_000)
+    n_buyers, n_sellers = max(n // 5, 10), max(n // 250, 3)
+    wb = rng.lognormal(0.0, 1.3, n_buyers)
+    ws = rng.lognormal(0.0, 1.8, n_sellers)
+    buyer = rng.choice(n_buyers, n, p=wb / wb.sum())
+    seller = rng.choice(n_sellers, n, p=ws / ws.sum())
+    secs = np.sort(rng.integers(0, days * 86_400, n))
+    occurred = _START + pd.to_timedelta(secs, unit="s")
+    amount = np.round(rng.lognormal(3.5, 1.2, n), 2) + 0.01
+    currency = (
+        np.full(n, "USD", dtype=object)
+        if usd_only
+        else rng.choice(_CURRENCIES, n, p=[0.5, 0.2, 0.1, 0.1, 0.1])
+    )
+    # A buyer mostly uses one device, IP and country; sometimes another.
+    device = np.where(rng.random(n) < 0.85, buyer, rng.integers(0, n_buyers, n))
+    country_of = rng.integers(0, len(_COUNTRIES), n_buyers)
+    buyer_country = np.asarray(_COUNTRIES, dtype=object)[country_of[buyer]]
+    ip_country = np.where(rng.random(n) < 0.9, buyer_country, rng.choice(_COUNTRIES, n))
+    return pd.DataFrame(
+        {
+            "transaction_id": _ids("t", np.arange(n)),
+            "occurred_at": occurred.astype("datetime64[us, UTC]"),
+            "buyer_id": _ids("b", buyer),
+            "seller_id": _ids("s", seller),
+            "amount": amount,
+            "currency": pd.Series(currency, dtype="str"),
+            "goods_category": pd.Series(
+                rng.choice(["electronics", "fashion", "phones", "books"], n), dtype="str"
+            ),
+            "unit_price": amount,
+            "quantity": np.ones(n, dtype=np.int64),
+            "payment_method": pd.Series(rng.choice(["card", "wallet"], n), dtype="str"),
+            "buyer_country": pd.Series(buyer_country, dtype="str"),
+            "seller_country": pd.Series(rng.choice(_COUNTRIES, n), dtype="str"),
+            "device_id": _ids("d", device).where(rng.random(n) > 0.05),
+            "ip_address": _ids("ip", device % max(n_buyers // 2, 1)).where(rng.random(n) > 0.05),
+            "ip_country": pd.Series(ip_country, dtype="str").where(rng.random(n) > 0.03),
+        }
+    )
+
+
+def synthetic_tables(
+    n_transactions: int,
+    seed: int = 0,
+    *,
+    n_buyers: int | None = None,
+    n_sellers: int | None = None,
+    days: int = 20,
+) -> dict[str, pd.DataFrame]:
+    """Small synthetic ``transactions``, ``account_events`` and ``labels`` for tests.
+
+    Timestamps fall on a 15-minute grid (plus an occasional extra second), so there are many
+    same-timestamp ties and events exactly one window apart; several currencies; null devices,
+    IPs and countries; about 15% of transactions get a bad label known 0-20 days later, some
+    a second one.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_transactions
+    nb = n_buyers or max(n // 10, 5)
+    ns = n_sellers or max(n // 40, 3)
+    slots = days * 96
+    secs = rng.integers(0, slots, n) * 900 + np.where(rng.random(n) < 0.1, 1, 0)
+    occurred = (_START + pd.to_timedelta(secs, unit="s")).astype("datetime64[us, UTC]")
+    buyer = rng.integers(0, nb, n)
+    amount = np.round(rng.lognormal(3.0, 1.0, n), 2) + 0.01
+    # Repeated amounts make constant windows (std 0) likely.
+    amount = np.where(rng.random(n) < 0.2, 25.0, amount)
+    txn = pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "occurred_at": occurred,
+            "buyer_id": [f"b{i}" for i in buyer],
+            "seller_id": [f"s{i}" for i in rng.integers(0, ns, n)],
+            "amount": amount,
+            "currency": rng.choice(_CURRENCIES, n),
+            "goods_category": rng.choice(["electronics", "fashion", "phones", "precursor_chemicals"], n),
+            "unit_price": amount,
+            "quantity": np.ones(n, dtype=np.int64),
+            "payment_method": rng.choice(["card", "wallet"], n),
+            "buyer_country": pd.Series(rng.choice(_COUNTRIES[:4], n)).where(rng.random(n) > 0.1),
+            "seller_country": rng.choice(_COUNTRIES[:4], n),
+            "device_id": pd.Series([f"d{i % (nb // 2 + 1)}" for i in buyer + rng.integers(0, 3, n)]).where(
+                rng.random(n) > 0.1
+            ),
+            "ip_address": pd.Series([f"ip{i}" for i in rng.integers(0, max(nb // 3, 2), n)]).where(
+                rng.random(n) > 0.1
+            ),
+            "ip_country": pd.Series(rng.choice(_COUNTRIES[:5], n)).where(rng.random(n) > 0.1),
+        }
+    )
+    m = n // 2
+    ae = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(m)],
+            "customer_id": [f"b{i}" for i in rng.integers(0, nb, m)],
+            "occurred_at": (_START + pd.to_timedelta(rng.integers(0, slots, m) * 900, unit="s")).astype(
+                "datetime64[us, UTC]"
+            ),
+            "event_type": rng.choice(_EVENT_TYPES, m),
+            "device_id": pd.Series([f"d{i}" for i in rng.integers(0, nb, m)]).where(rng.random(m) > 0.3),
+            "ip_address": None,
+            "ip_country": pd.Series(rng.choice(_COUNTRIES[:5], m)).where(rng.random(m) > 0.3),
+        }
+    )
+    bad = np.flatnonzero(rng.random(n) < 0.15)
+    again = bad[rng.random(len(bad)) < 0.2]
+    ids = np.concatenate([bad, again])
+    delay = pd.to_timedelta(rng.integers(0, 20 * 96, len(ids)) * 900, unit="s")
+    labels = pd.DataFrame(
+        {
+            "label_id": [f"l{i}" for i in range(len(ids))],
+            "entity_type": "transaction",
+            "entity_id": txn["transaction_id"].to_numpy()[ids],
+            "label": rng.choice(["fraud", "money_laundering", "legitimate"], len(ids), p=[0.6, 0.2, 0.2]),
+            "known_at": (txn["occurred_at"].iloc[ids].reset_index(drop=True) + delay).astype(
+                "datetime64[us, UTC]"
+            ),
+            "source": "chargeback",
+        }
+    )
+    return {"transactions": txn, "account_events": ae, "labels": labels}
+
+
+# --- The benchmark -------------------------------------------------------------------------------
+
+
+def bench_feature_set() -> FeatureSet:
+    """The benchmark's aggregations, all with ``[t - w, t)`` windows (polars' ``closed="left"``)."""
+    aggs: list[Aggregation] = []
+    for w in BENCH_WINDOWS:
+        aggs += [Aggregation("buyer", "txn", "count", w, closed="left")]
+        aggs += [Aggregation("buyer", "amount", op, w, closed="left") for op in ("sum", "mean", "max", "std")]
+        aggs += [Aggregation("seller", "txn", "count", w, closed="left")]
+        aggs += [Aggregation("seller", "amount", "sum", w, closed="left")]
+    aggs.append(Aggregation("seller", "buyer", "nunique", "7d", closed="left"))
+    return FeatureSet("bench_features", "1", "benchmark aggregations", (), tuple(aggs))
+
+
+def _polars(df: pd.DataFrame) -> tuple[float, dict[str, np.ndarray]]:
+    """The benchmark's aggregations with polars' rolling group_by; results in ``df``'s row order."""
+    import polars as pl
+
+    p = pl.from_pandas(df[["occurred_at", "buyer_id", "seller_id", "amount"]]).with_row_index("row")
+    elapsed = 0.0
+    out: dict[str, np.ndarray] = {}
+    amt = pl.col("amount")
+    for entity, col in (("buyer", "buyer_id"), ("seller", "seller_id")):
+        t0 = time.perf_counter()
+        sorted_ = p.sort(col, "occurred_at")
+        elapsed += time.perf_counter() - t0
+        for w in BENCH_WINDOWS:
+            if entity == "buyer":
+                aggs = [pl.len(), amt.sum(), amt.mean(), amt.max(), amt.std()]
+                names = ["txn_count", "amount_sum", "amount_mean", "amount_max", "amount_std"]
+            else:
+                aggs = [pl.len(), amt.sum()]
+                names = ["txn_count", "amount_sum"]
+            if entity == "seller" and w == "7d":
+                aggs.append(pl.col("buyer_id").n_unique())
+                names.append("buyer_nunique")
+            t0 = time.perf_counter()
+            res = sorted_.rolling(index_column="occurred_at", period=w, closed="left", group_by=col).agg(
+                *[a.alias(nm) for a, nm in zip(aggs, names, strict=True)]
+            )
+            elapsed += time.perf_counter() - t0
+            # One output row per input row, but not in input order: align on (key, time) (rows
+            # tied on both have equal windows, hence equal values). Not timed.
+            res = res.sort(col, "occurred_at", maintain_order=True)
+            rows = sorted_["row"].to_numpy()
+            for nm in names:
+                values = np.empty(len(df))
+                values[rows] = res[nm].cast(pl.Float64).to_numpy()
+                suffix = "_closed_left"
+                window = w if nm != "buyer_nunique" else "7d"
+                out[f"{entity}_{nm}_{window}{suffix}"] = values
+    return elapsed, out
+
+
+def _pandas(df: pd.DataFrame, rows: int) -> float:
+    """Seconds for a straightforward pandas groupby().rolling() of the aggregations on ``rows`` rows."""
+    sub = df.iloc[:rows][["occurred_at", "buyer_id", "seller_id", "amount"]]
+    start = time.perf_counter()
+    for w in BENCH_WINDOWS:
+        sub.groupby("buyer_id").rolling(w, on="occurred_at", closed="left")["amount"].agg(
+            ["count", "sum", "mean", "max", "std"]
+        )
+        sub.groupby("seller_id").rolling(w, on="occurred_at", closed="left")["amount"].agg(["count", "sum"])
+    codes = sub.assign(b=pd.factorize(sub["buyer_id"])[0].astype(float))
+    codes.groupby("seller_id").rolling("7d", on="occurred_at", closed="left")["b"].apply(
+        lambda a: len(np.unique(a)), raw=True
+    )
+    return time.perf_counter() - start
+
+
+def _brute_force(df: pd.DataFrame, fs: FeatureSet, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The aggregations for a few rows, by scanning each row's entity history (exact sums)."""
+    t = timestamps_us(df["occurred_at"])
+    x = df["amount"].to_numpy(dtype=float)
+    buyers = df["buyer_id"].to_numpy()
+    index = {c: df.groupby(c, sort=False).indices for c in ("buyer_id", "seller_id")}
+    out = {a.name: np.full(len(rows), np.nan) for a in fs.aggregations}
+    for k, i in enumerate(rows):
+        for a in fs.aggregations:
+            col = "buyer_id" if a.entity == "buyer" else "seller_id"
+            js = index[col][df[col].iat[i]]
+            lo_off, hi_off = a.offsets()
+            js = js[(t[js] + lo_off <= t[i]) & (t[i] < t[js] + hi_off)]
+            vals = x[js]
+            if a.op == "count":
+                v = float(len(js))
+            elif a.op == "sum":
+                v = math.fsum(vals)
+            elif a.op == "mean":
+                v = math.fsum(vals) / len(vals) if len(vals) else np.nan
+            elif a.op == "max":
+                v = float(vals.max()) if len(vals) else np.nan
+            elif a.op == "std":
+                v = float(np.std(vals, ddof=1)) if len(vals) >= 2 else np.nan
+            else:
+                v = float(len(set(buyers[js])))
+            out[a.name][k] = v
+    return out
+
+
+def _rel_err(got: np.ndarray, expected: np.ndarray) -> float:
+    both_nan = np.isnan(got) & np.isnan(expected)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.abs(got - expected) / np.maximum(np.abs(expected), 1e-300)
+    err = np.where(both_nan, 0.0, err)
+    err = np.where(np.isnan(err), np.inf, err)
+    return float(err.max()) if len(err) else 0.0
+
+
+def run(
+    n_transactions: int = 5_000_000,
+    seed: int = 0,
+    pandas_subset: int | None = 250_000,
+    check_rows: int = 2_000,
+) -> dict[str, Any]:
+    """Time the batch engine, polars and pandas on the same synthetic transactions.
+
+    Args:
+        n_transactions: number of synthetic transactions.
+        seed: random seed of the data and the checked sample.
+        pandas_subset: time pandas on the first this many rows (in time order) and scale the
+            time linearly to all rows; ``None`` runs pandas on everything. The early rows have
+            shorter histories than later ones, so the scaled figure underestimates pandas.
+        check_rows: rows checked against brute force.
+
+    Returns:
+        ``ours_s``, ``polars_s``, ``pandas_s`` (seconds; pandas scaled when run on a subset),
+        ``pandas_scaled_from_rows`` (rows pandas actually ran on, or ``None``),
+        ``peak_rss_mb`` (whole process, all three engines), ``transactions``, ``max_rel_err``
+        (ours vs. brute force on the sample; counts must match exactly),
+        ``max_rel_err_vs_polars`` (all rows), ``ratio_vs_polars`` (ours / polars),
+        ``speedup_vs_pandas`` (pandas / ours), ``checked_rows``, ``notes``, ``features``.
+
+    Raises:
+        AssertionError: when a count differs from brute force or a value by more than 1e-9.
+    """
+    df = synthetic_transactions(n_transactions, seed, usd_only=True)
+    fs = bench_feature_set()
+
+    start = time.perf_counter()
+    ours = compute_features(
+        df[["transaction_id", "occurred_at", "buyer_id", "seller_id", "amount", "currency"]], fs
+    )
+    ours_s = time.perf_counter() - start
+
+    polars_s, pol = _polars(df)
+
+    rows_run = n_transactions if pandas_subset is None else min(pandas_subset, n_transactions)
+    pandas_s = _pandas(df, rows_run) * (n_transactions / rows_run)
+
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n_transactions, min(check_rows, n_transactions), replace=False))
+    brute = _brute_force(df, fs, sample)
+    max_rel = 0.0
+    for a in fs.aggregations:
+        got = ours[a.name].to_numpy()[sample]
+        if a.op in ("count", "nunique"):
+            assert np.array_equal(got, brute[a.name]), f"{a.name} differs from brute force"
+        else:
+            max_rel = max(max_rel, _rel_err(got, brute[a.name]))
+    assert max_rel <= 1e-9, f"max relative error vs brute force {max_rel}"
+    vs_polars = max(_rel_err(ours[name].to_numpy(), values) for name, values in pol.items())
+
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "ours_s": round(ours_s, 3),
+        "polars_s": round(polars_s, 3),
+        "pandas_s": round(pandas_s, 3),
+        "pandas_scaled_from_rows": None if rows_run == n_transactions else rows_run,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "transactions": n_transactions,
+        "max_rel_err": max_rel,
+        "max_rel_err_vs_polars": vs_polars,
+        "ratio_vs_polars": round(ours_s / polars_s, 3),
+        "speedup_vs_pandas": round(pandas_s / ours_s, 1),
+        "checked_rows": len(sample),
+        "notes": [
+            "same data, windows [t - w, t) and ops in all three engines; ours starts from the pandas frame "
+            "(string ids), polars from a polars frame (conversion not timed, per-entity sort timed)",
+            f"pandas timed on the first {rows_run} rows in time order and scaled linearly (an underestimate: "
+            "later rows have longer histories)"
+            if rows_run != n_transactions
+            else "pandas run on all rows",
+        ],
+        "features": [a.name for a in fs.aggregations],
+    }
+
+
+__all__ = ["bench_feature_set", "run", "synthetic_tables", "synthetic_transactions"]

@@ -1,0 +1,1038 @@
+"""Online engine: the same feature definitions for one new event, from state kept in sqlite.
+
+``OnlineFeatureStore`` keeps, per aggregation group (entity, source, event type) and entity
+key, the entity's recent events (within the longest finite window plus the allowed lateness),
+in time order, with exact prefix sums: every float is turned into an exact integer (a multiple
+of 2**-1074) so window sums, means and variances are exact until the final, correctly rounded
+division. Windows are found by bisection on the event times, so a query may come at any time
+the state still covers and the answer never depends on the order queries arrive in. Older
+events are pruned lazily; what "all"-history features need of them is folded into per-entity
+bases (count, sums, max/min, last time), and first occurrences of values (distinct counts over
+all history) are kept for good. Distinct counts over finite windows and fraud counts use the
+same "segments of query time" formulation as the batch engine, on sorted lists.
+
+State lives in memory (dicts and lists keyed by entity) and is written through to sqlite (WAL
+mode) in one sqlite transaction per applied event: a failure leaves both sqlite and memory as
+before the event, and a restart rebuilds the same memory state from sqlite. Pruning runs as its
+own transaction. With ``synchronous=NORMAL`` a committed event survives a crash of the process;
+a power loss may lose the last few committed events, but never half of one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import json
+import math
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import BAD_TRANSACTION_LABELS
+from features.definitions import (
+    ENTITIES,
+    ROW_FEATURES,
+    US_PER_HOUR,
+    Aggregation,
+    FeatureSet,
+    Reference,
+    compute_row_features,
+    get_feature_set,
+    parse_duration,
+    row_feature_inputs,
+)
+
+_EXP = 1074  # every finite float64 is an integer multiple of 2**-1074
+_NAN = float("nan")
+_INF = float("inf")
+_SCHEMA_VERSION = "1"
+
+
+def _exact(x: float) -> int:
+    """``x * 2**1074`` as an exact integer."""
+    num, den = x.as_integer_ratio()
+    return num << (_EXP + 1 - den.bit_length())
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"cannot store {type(v).__name__} {v!r} in the event log")
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, default=_json_default)
+
+
+def _isnull(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def timestamp_us(value: Any) -> int:
+    """One timestamp (``pd.Timestamp``, ``datetime``, ``np.datetime64``, ISO text, or int
+    microseconds) as int64 microseconds since the epoch; naive times are taken as UTC."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise ValueError("timestamp must not be null")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.value // 1000  # .value is nanoseconds whatever the unit; floor like the batch engine
+
+
+# --- Per-entity state ----------------------------------------------------------------------------
+
+
+class _Num:
+    """Values of one numeric measure with exact prefix sums (index 0 holds the pruned base)."""
+
+    __slots__ = ("vals", "p1", "p2", "pmax", "pmin")
+
+    def __init__(self, base: Mapping[str, Any] | None, squares: bool, extremes: bool) -> None:
+        b = base or {}
+        self.vals: list[float] = []
+        self.p1 = [int(b.get("p1", 0))]
+        self.p2 = [int(b.get("p2", 0))] if squares else None
+        self.pmax = [float(b.get("pmax", -_INF))] if extremes else None
+        self.pmin = [float(b.get("pmin", _INF))] if extremes else None
+
+    def append(self, x: float) -> None:
+        xi = _exact(x)
+        self.vals.append(x)
+        self.p1.append(self.p1[-1] + xi)
+        if self.p2 is not None:
+            self.p2.append(self.p2[-1] + xi * xi)
+        if self.pmax is not None:
+            self.pmax.append(max(self.pmax[-1], x))
+            self.pmin.append(min(self.pmin[-1], x))
+
+    def base(self, k: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"p1": str(self.p1[k])}
+        if self.p2 is not None:
+            out["p2"] = str(self.p2[k])
+        if self.pmax is not None:
+            out["pmax"], out["pmin"] = self.pmax[k], self.pmin[k]
+        return out
+
+    def prune(self, k: int) -> None:
+        del self.vals[:k]
+        del self.p1[:k]
+        if self.p2 is not None:
+            del self.p2[:k]
+        if self.pmax is not None:
+            del self.pmax[:k]
+            del self.pmin[:k]
+
+
+class _Segments:
+    """Where each value is inside a finite window: count(t) = #{starts <= t} - #{ends <= t}."""
+
+    __slots__ = ("starts", "ends", "last_end")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.last_end: dict[Any, int] = {}
+
+    def add(self, value: Any, start: int, end: int) -> None:
+        current = self.last_end.get(value)
+        if current is not None and start <= current:
+            if end > current:  # the value stays in the window longer
+                del self.ends[bisect.bisect_left(self.ends, current)]
+                bisect.insort(self.ends, end)
+                self.last_end[value] = end
+            return
+        bisect.insort(self.starts, start)
+        bisect.insort(self.ends, end)
+        self.last_end[value] = end
+
+    def count(self, t: int) -> int:
+        return bisect.bisect_right(self.starts, t) - bisect.bisect_right(self.ends, t)
+
+    def prune(self, before: int) -> None:
+        """Drop segments over before ``before``: the earliest query time the state answers."""
+        k = bisect.bisect_right(self.ends, before)
+        if k:
+            # Any k starts <= before are interchangeable for every t >= before.
+            del self.ends[:k]
+            del self.starts[:k]
+            self.last_end = {v: e for v, e in self.last_end.items() if e > before}
+
+
+class _FirstSeen:
+    """First occurrence time of every value ever seen (distinct counts over all history)."""
+
+    __slots__ = ("first", "times")
+
+    def __init__(self) -> None:
+        self.first: dict[Any, int] = {}
+        self.times: list[int] = []
+
+    def is_new(self, value: Any, t: int) -> bool:
+        old = self.first.get(value)
+        return old is None or t < old
+
+    def add(self, value: Any, t: int) -> None:
+        old = self.first.get(value)
+        if old is not None:
+            if t >= old:
+                return
+            del self.times[bisect.bisect_left(self.times, old)]
+        self.first[value] = t
+        bisect.insort(self.times, t)
+
+
+class _Fraud:
+    """Bad transactions of an entity as segments of query time [max(e + a, known + 1), e + b)."""
+
+    __slots__ = ("starts", "ends", "entries")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.entries: dict[str, tuple[int, int]] = {}
+
+    def set(self, txn_id: str, start: int, end: int) -> None:
+        self.remove(txn_id)
+        if start < end:
+            bisect.insort(self.starts, start)
+            bisect.insort(self.ends, end)
+            self.entries[txn_id] = (start, end)
+
+    def remove(self, txn_id: str) -> None:
+        old = self.entries.pop(txn_id, None)
+        if old is not None:
+            del self.starts[bisect.bisect_left(self.starts, old[0])]
+            del self.ends[bisect.bisect_left(self.ends, old[1])]
+
+    def count(self, t: int) -> int:
+        return bisect.bisect_right(self.starts, t) - bisect.bisect_right(self.ends, t)
+
+
+class _Group:
+    """Compiled definitions of one aggregation group (entity, source, event type)."""
+
+    def __init__(self, entity: str, source: str, event_type: str | None, aggs: list[Aggregation]) -> None:
+        self.gid = f"{entity}|{source}|{event_type or ''}"
+        self.source, self.event_type, self.aggs = source, event_type, aggs
+        self.query_cols = ENTITIES[entity]["transactions"]
+        self.source_cols = ENTITIES[entity][source]
+        self.numeric: dict[str, tuple[bool, bool]] = {}  # column -> (squares, all-history extremes)
+        self.segments: list[tuple[str, int, int]] = []  # finite nunique: (column, a, b)
+        self.first_seen: list[str] = []  # all-history nunique columns
+        self.fraud: list[tuple[int, int]] = []
+        for agg in aggs:
+            a, b = agg.offsets()
+            col = agg.column
+            if agg.op in ("sum", "mean", "ratio", "max", "min", "std"):
+                assert col is not None
+                sq, ext = self.numeric.get(col, (False, False))
+                self.numeric[col] = (sq or agg.op == "std", ext or (agg.op in ("max", "min") and b is None))
+            elif agg.op == "nunique":
+                assert col is not None
+                if b is None:
+                    if col not in self.first_seen:
+                        self.first_seen.append(col)
+                elif (col, a, b) not in self.segments:
+                    self.segments.append((col, a, b))
+            elif agg.op in ("fraud_count", "fraud_rate"):
+                assert b is not None
+                if (a, b) not in self.fraud:
+                    self.fraud.append((a, b))
+        self.categorical = sorted({c for c, _, _ in self.segments} | set(self.first_seen))
+        # How far back a query can reach: pruned events must be out of every window (finite
+        # windows end at e + b; "all" windows with a delay start at e + a).
+        self.reach = max((max(agg.offsets()[0], agg.offsets()[1] or 0) for agg in aggs), default=0)
+
+    def new_log(self, base: Mapping[str, Any] | None) -> _Log:
+        return _Log(self, base)
+
+
+class _Log:
+    """Retained events of one entity of one group, oldest first."""
+
+    __slots__ = ("group", "times", "ids", "n0", "last0", "num", "cat", "seg", "first", "fraud")
+
+    def __init__(self, group: _Group, base: Mapping[str, Any] | None) -> None:
+        b = base or {}
+        self.group = group
+        self.times: list[int] = []
+        self.ids: list[str] = []
+        self.n0 = int(b.get("n0", 0))
+        self.last0: int | None = b.get("last0")
+        nums = b.get("num", {})
+        self.num = {c: _Num(nums.get(c), sq, ext) for c, (sq, ext) in group.numeric.items()}
+        self.cat: dict[str, list[Any]] = {c: [] for c, _, _ in group.segments}
+        self.seg = {key: _Segments() for key in group.segments}
+        self.first = {c: _FirstSeen() for c in group.first_seen}
+        self.fraud = {key: _Fraud() for key in group.fraud}
+
+    def append(self, t: int, event_id: str, nums: Mapping[str, float], cats: Mapping[str, Any]) -> None:
+        if self.times and t < self.times[-1]:
+            self._insert(t, event_id, nums, cats)
+            return
+        self.times.append(t)
+        self.ids.append(event_id)
+        for c, n in self.num.items():
+            n.append(nums[c])
+        for c, values in self.cat.items():
+            values.append(cats.get(c))
+        for (c, a, b), seg in self.seg.items():
+            v = cats.get(c)
+            if not _isnull(v):
+                seg.add(v, t + a, t + b)
+        for c, fs in self.first.items():
+            v = cats.get(c)
+            if not _isnull(v):
+                fs.add(v, t)
+
+    def _insert(self, t: int, event_id: str, nums: Mapping[str, float], cats: Mapping[str, Any]) -> None:
+        """An event older than the newest one: rebuild the positional state in time order."""
+        records = [
+            (
+                self.times[i],
+                self.ids[i],
+                {c: n.vals[i] for c, n in self.num.items()},
+                {c: v[i] for c, v in self.cat.items()},
+            )
+            for i in range(len(self.times))
+        ]
+        pos = bisect.bisect_right(self.times, t)
+        records.insert(pos, (t, event_id, dict(nums), dict(cats)))
+        base = {"num": {c: n.base(0) for c, n in self.num.items()}}
+        first = self.first
+        fresh = _Log(self.group, {"n0": self.n0, "last0": self.last0, **base})
+        fresh.first, fresh.fraud = first, self.fraud
+        for rec in records:
+            fresh.append(*rec)
+        for slot in ("times", "ids", "num", "cat", "seg"):
+            setattr(self, slot, getattr(fresh, slot))
+
+    def base_after(self, k: int) -> dict[str, Any]:
+        """The base (what "all" windows need) once the ``k`` oldest events are pruned."""
+        last0 = self.times[k - 1] if k else self.last0
+        return {"n0": self.n0 + k, "last0": last0, "num": {c: n.base(k) for c, n in self.num.items()}}
+
+    def prune(self, k: int, before: int) -> None:
+        if k:
+            self.last0 = self.times[k - 1]
+            self.n0 += k
+            for txn_id in self.ids[:k]:
+                for fr in self.fraud.values():
+                    fr.remove(txn_id)
+            del self.times[:k]
+            del self.ids[:k]
+            for n in self.num.values():
+                n.prune(k)
+            for values in self.cat.values():
+                del values[:k]
+        for seg in self.seg.values():
+            seg.prune(before)
+
+
+# --- Evaluation of one aggregation for one query -------------------------------------------------
+
+
+def _evaluator(agg: Aggregation) -> Callable[[_Log | None, int, float], float]:
+    """A function (log, t, current value) -> feature value implementing ``agg``."""
+    a, b = agg.offsets()
+    op, col, cur = agg.op, agg.column, agg.include_current
+
+    def window(log: _Log, t: int) -> tuple[int, int]:
+        hi = bisect.bisect_right(log.times, t - a)
+        lo = 0 if b is None else bisect.bisect_right(log.times, t - b)
+        return lo, hi
+
+    if op == "count":
+
+        def count(log: _Log | None, t: int, x: float) -> float:
+            n = 0
+            if log is not None:
+                lo, hi = window(log, t)
+                n = hi - lo + (log.n0 if b is None else 0)
+            return float(n + (1 if cur else 0))
+
+        return count
+
+    if op in ("sum", "mean", "ratio", "std"):
+
+        def moments(log: _Log | None, t: int, x: float) -> tuple[int, int, int]:
+            n = s1 = s2 = 0
+            if log is not None:
+                lo, hi = window(log, t)
+                num = log.num[col]
+                if b is None:
+                    n, s1 = log.n0 + hi, num.p1[hi]
+                    s2 = num.p2[hi] if num.p2 is not None else 0
+                else:
+                    n, s1 = hi - lo, num.p1[hi] - num.p1[lo]
+                    s2 = num.p2[hi] - num.p2[lo] if num.p2 is not None else 0
+            if cur:
+                xi = _exact(x)
+                n, s1, s2 = n + 1, s1 + xi, s2 + xi * xi
+            return n, s1, s2
+
+        if op == "sum":
+            return lambda log, t, x: moments(log, t, x)[1] / (1 << _EXP)
+        if op == "mean":
+
+            def mean(log: _Log | None, t: int, x: float) -> float:
+                n, s1, _ = moments(log, t, x)
+                return s1 / (n << _EXP) if n else _NAN
+
+            return mean
+        if op == "ratio":
+
+            def ratio(log: _Log | None, t: int, x: float) -> float:
+                n, s1, _ = moments(log, t, x)
+                if not n or not s1:
+                    return _NAN
+                return x / (s1 / (n << _EXP))
+
+            return ratio
+
+        def std(log: _Log | None, t: int, x: float) -> float:
+            n, s1, s2 = moments(log, t, x)
+            if n < 2:
+                return _NAN
+            return math.sqrt((n * s2 - s1 * s1) / ((n * (n - 1)) << (2 * _EXP)))
+
+        return std
+
+    if op in ("max", "min"):
+        pick = max if op == "max" else min
+
+        def extreme(log: _Log | None, t: int, x: float) -> float:
+            v = _NAN
+            if log is not None:
+                lo, hi = window(log, t)
+                num = log.num[col]
+                if b is None:
+                    p = (num.pmax if op == "max" else num.pmin)[hi]
+                    v = p if math.isfinite(p) else _NAN
+                elif hi > lo:
+                    v = pick(num.vals[lo:hi])
+            if cur:
+                v = x if v != v else pick(v, x)
+            return v
+
+        return extreme
+
+    if op == "nunique":
+        if b is None:
+
+            def nunique_all(log: _Log | None, t: int, x: float) -> float:
+                return 0.0 if log is None else float(bisect.bisect_right(log.first[col].times, t - a))
+
+            return nunique_all
+        key = (col, a, b)
+        return lambda log, t, x: 0.0 if log is None else float(log.seg[key].count(t))
+
+    if op in ("fraud_count", "fraud_rate"):
+        fkey = (a, b)
+
+        def fraud(log: _Log | None, t: int, x: float) -> float:
+            bad = 0 if log is None else log.fraud[fkey].count(t)
+            if op == "fraud_count":
+                return float(bad)
+            if log is None:
+                return _NAN
+            lo, hi = window(log, t)
+            return bad / (hi - lo) if hi > lo else _NAN
+
+        return fraud
+
+    if op == "since_last":
+
+        def since_last(log: _Log | None, t: int, x: float) -> float:
+            if log is None:
+                return _NAN
+            lo, hi = window(log, t)
+            if hi > lo:
+                return (t - log.times[hi - 1]) / US_PER_HOUR
+            if b is None and log.last0 is not None:
+                return (t - log.last0) / US_PER_HOUR
+            return _NAN
+
+        return since_last
+    raise AssertionError(op)
+
+
+# --- The store -----------------------------------------------------------------------------------
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, event_id TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL, payload TEXT NOT NULL, UNIQUE(kind, event_id));
+CREATE INDEX IF NOT EXISTS events_time ON events(occurred_at);
+CREATE TABLE IF NOT EXISTS bad_labels(transaction_id TEXT PRIMARY KEY, known_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bases(gid TEXT, entity TEXT, state TEXT NOT NULL, PRIMARY KEY(gid, entity));
+CREATE TABLE IF NOT EXISTS first_seen(
+    gid TEXT, entity TEXT, col TEXT, value TEXT, t INTEGER NOT NULL, PRIMARY KEY(gid, entity, col, value));
+"""
+
+
+class OnlineFeatureStore:
+    """Features of one new transaction at a time, from state kept in memory and in sqlite.
+
+    Args:
+        path: sqlite database file (created when missing), or ``":memory:"`` for tests.
+        feature_set: registered name or ``FeatureSet``. A database remembers the set (name,
+            version and definition fingerprint) it was built for and refuses another.
+        fx_rates: ``currency, usd_per_unit`` table or mapping (default: committed reference).
+        goods_categories: ``category, reference_unit_price_usd`` table or mapping (default:
+            committed reference).
+        allowed_lateness: how far (``"1d"``) behind the newest applied event a transaction or
+            account event may still be applied or scored; older ones raise ``ValueError``. The
+            state keeps events for the longest window plus this lateness.
+        prune_every: prune old events each time event time advances this much (``"1h"``).
+
+    Event mappings use the contract column names (``transactions``, ``account_events``,
+    ``labels``); ``occurred_at``/``known_at`` may be timestamps, ISO text or int microseconds.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        feature_set: str | FeatureSet = "fraud_v1",
+        *,
+        fx_rates: Any = None,
+        goods_categories: Any = None,
+        allowed_lateness: str = "1d",
+        prune_every: str = "1h",
+    ) -> None:
+        self.path = str(path)
+        self.feature_set = get_feature_set(feature_set)
+        self.reference = Reference(fx_rates, goods_categories)
+        self.lateness_us = parse_duration(allowed_lateness)
+        self.prune_every_us = parse_duration(prune_every)
+        fs = self.feature_set
+        self._names = list(fs.feature_names)
+        grouped: dict[tuple, list[Aggregation]] = {}
+        for agg in fs.aggregations:
+            grouped.setdefault(agg.group, []).append(agg)
+        self._groups = [_Group(e, s, et, aggs) for (e, s, et), aggs in grouped.items()]
+        self._txn_groups = [g for g in self._groups if g.source == "transactions"]
+        self._ae_groups = [g for g in self._groups if g.source == "account_events"]
+        self._fraud_groups = [g for g in self._txn_groups if g.fraud]
+        self._evaluators = [
+            (g, [(agg.name, _evaluator(agg), agg.column, agg.fill) for agg in g.aggs]) for g in self._groups
+        ]
+        measure_cols = {a.column for a in fs.aggregations if a.source == "transactions" and a.column}
+        self._derived = sorted(c for c in measure_cols if c in ROW_FEATURES)
+        self._row_names = list(dict.fromkeys([*fs.row_features, *self._derived]))
+        self._row_inputs = sorted(row_feature_inputs(self._row_names) - {"occurred_at_us"})
+        self._txn_cols = sorted(
+            {c for g in self._txn_groups for c in g.source_cols} | {c for g in self._groups for c in g.query_cols}
+            | {c for g in self._txn_groups for c in g.categorical}
+        )  # fmt: skip
+        self._ae_cols = sorted({c for g in self._ae_groups for c in (*g.source_cols, *g.categorical)})
+        self._reach = max((g.reach for g in self._groups), default=0)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_DDL)
+        self._check_meta()
+        self._load()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (the state is already on disk)."""
+        self._conn.close()
+
+    def __enter__(self) -> OnlineFeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_meta(self) -> None:
+        fs = self.feature_set
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        want = {"schema": _SCHEMA_VERSION, "feature_set": fs.id, "fingerprint": fs.fingerprint}
+        if not meta:
+            self._transaction(
+                lambda: self._conn.executemany("INSERT INTO meta VALUES (?, ?)", list(want.items()))
+            )
+            return
+        for key, value in want.items():
+            if meta.get(key) != value:
+                raise ValueError(
+                    f"{self.path} holds state for {meta.get('feature_set')} "
+                    f"({key}={meta.get(key)!r}), not {fs.id} ({key}={value!r})"
+                )
+
+    def _load(self) -> None:
+        """(Re)build the in-memory state from sqlite."""
+        self._logs: dict[str, dict[tuple, _Log]] = {g.gid: {} for g in self._groups}
+        self._txns: dict[str, tuple[int, list[tuple[_Group, tuple]]]] = {}
+        self._acct: set[str] = set()
+        self._bad: dict[str, int] = {}
+        # (time, seq, kind, id, (group id, entity key) of the logs holding it), oldest first
+        self._heap: list[tuple[int, int, str, str, tuple]] = []
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        self._watermark: int | None = int(meta["watermark"]) if "watermark" in meta else None
+        self._pruned_at: int | None = int(meta["pruned_at"]) if "pruned_at" in meta else None
+        self._currency: str | None = meta.get("currency")
+        by_gid = {g.gid: g for g in self._groups}
+        for gid, entity, state in self._conn.execute("SELECT gid, entity, state FROM bases"):
+            if gid in by_gid:
+                self._logs[gid][tuple(json.loads(entity))] = by_gid[gid].new_log(json.loads(state))
+        self._bad = dict(self._conn.execute("SELECT transaction_id, known_at FROM bad_labels").fetchall())
+        rows = self._conn.execute(
+            "SELECT seq, kind, event_id, occurred_at, payload FROM events ORDER BY occurred_at, seq"
+        )
+        for seq, kind, event_id, t, payload in rows:
+            rec = json.loads(payload)
+            if kind == "txn":
+                self._apply_txn_memory(event_id, t, rec, seq)
+            else:
+                self._apply_ae_memory(event_id, t, rec, seq)
+        for gid, entity, col, value, t in self._conn.execute(
+            "SELECT gid, entity, col, value, t FROM first_seen"
+        ):
+            log = self._logs.get(gid, {}).get(tuple(json.loads(entity)))
+            if log is None:
+                log = self._logs[gid][tuple(json.loads(entity))] = by_gid[gid].new_log(None)
+            if col in log.first:
+                log.first[col].add(json.loads(value), t)
+        self._seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+    def _transaction(self, write: Callable[[], Any]) -> None:
+        """Run ``write`` in one sqlite transaction: all of it or none of it."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            write()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    # -- normalising events ---------------------------------------------------------------------
+
+    def _row_features(self, event: Mapping[str, Any], t: int) -> dict[str, float]:
+        inputs: dict[str, Any] = {c: np.array([event.get(c)], dtype=object) for c in self._row_inputs}
+        for c in ("amount", "unit_price", "quantity"):
+            if c in inputs:
+                inputs[c] = inputs[c].astype(float)
+        inputs["occurred_at_us"] = np.array([t], dtype=np.int64)
+        values = compute_row_features(self._row_names, inputs, self.reference)
+        return {k: float(v[0]) for k, v in values.items()}
+
+    def _check_time(self, t: int, what: str) -> None:
+        if self._watermark is not None and t < self._watermark - self.lateness_us:
+            raise ValueError(
+                f"{what} at {pd.Timestamp(t, unit='us', tz='UTC')} is older than the allowed lateness behind "
+                f"the newest event ({pd.Timestamp(self._watermark, unit='us', tz='UTC')})"
+            )
+
+    def _check_currency(self, event: Mapping[str, Any]) -> None:
+        if self.feature_set.single_currency:
+            cur = event.get("currency")
+            if self._currency is not None and cur != self._currency:
+                raise ValueError(
+                    f"{self.feature_set.name} is single-currency ({self._currency}), got {cur!r}"
+                )
+
+    @staticmethod
+    def _key(event: Mapping[str, Any], cols: tuple[str, ...]) -> tuple | None:
+        key = tuple(event.get(c) for c in cols)
+        return None if any(_isnull(v) for v in key) else key
+
+    def _txn_record(self, event: Mapping[str, Any]) -> tuple[str, int, dict[str, Any], dict[str, float]]:
+        txn_id = event.get("transaction_id")
+        if _isnull(txn_id):
+            raise ValueError("transaction_id must not be null")
+        t = timestamp_us(event["occurred_at"])
+        row = self._row_features(event, t)
+        rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in self._txn_cols}
+        for c in self._derived:
+            if math.isnan(row[c]):
+                raise ValueError(f"numeric measure {c} is null for transaction {txn_id}")
+            rec[c] = row[c]
+        return str(txn_id), t, rec, row
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def compute(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """Features of one new transaction from the current state, BEFORE applying it.
+
+        Args:
+            event: a transaction (contract columns of ``transactions``).
+
+        Returns:
+            feature name -> float, in ``FeatureSet.feature_names`` order (same values as the
+            batch engine's row for this transaction, given the same earlier events).
+        """
+        txn_id, t, rec, row = self._txn_record(event)
+        with self._lock:
+            self._check_time(t, f"transaction {txn_id}")
+            self._check_currency(event)
+            return self._compute(t, event, rec, row)
+
+    def _compute(
+        self, t: int, event: Mapping[str, Any], rec: Mapping[str, Any], row: Mapping[str, float]
+    ) -> dict[str, float]:
+        out = {name: row[name] for name in self.feature_set.row_features}
+        keys: dict[tuple[str, ...], tuple | None] = {}
+        for group, evaluators in self._evaluators:
+            cols = group.query_cols
+            key = keys[cols] if cols in keys else keys.setdefault(cols, self._key(event, cols))
+            if key is None:
+                for name, _, _, _ in evaluators:
+                    out[name] = _NAN
+                continue
+            log = self._logs[group.gid].get(key)
+            for name, fn, col, fill in evaluators:
+                v = fn(log, t, rec.get(col, _NAN) if col else _NAN)
+                out[name] = fill if (fill is not None and v != v) else v
+        return {name: out[name] for name in self._names}
+
+    def score_and_update(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """``compute(event)`` then ``apply_transaction(event)``; returns the features."""
+        txn_id, t, rec, row = self._txn_record(event)
+        with self._lock:
+            self._check_time(t, f"transaction {txn_id}")
+            self._check_currency(event)
+            features = self._compute(t, event, rec, row)
+            self._apply_txn(txn_id, t, rec, event)
+        return features
+
+    def apply_transaction(self, event: Mapping[str, Any]) -> bool:
+        """Add a transaction to the state (one sqlite transaction).
+
+        Returns:
+            False when the transaction was already applied (nothing changes), else True.
+        """
+        txn_id, t, rec, _ = self._txn_record(event)
+        with self._lock:
+            self._check_time(t, f"transaction {txn_id}")
+            self._check_currency(event)
+            return self._apply_txn(txn_id, t, rec, event)
+
+    def _apply_txn(self, txn_id: str, t: int, rec: dict[str, Any], event: Mapping[str, Any]) -> bool:
+        if txn_id in self._txns:
+            return False
+        seq = self._seq + 1
+        first_rows = self._new_first_seen(self._txn_groups, rec, t)
+
+        def write() -> None:
+            self._conn.execute(
+                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, 'txn', ?, ?, ?)",
+                (seq, txn_id, t, _dumps(rec)),
+            )
+            self._write_first_seen(first_rows)
+            self._write_watermark(t, event)
+
+        self._transaction(write)
+        self._seq = seq
+        self._after_commit(lambda: self._apply_txn_memory(txn_id, t, rec, seq), t, event)
+        return True
+
+    def apply_account_event(self, event: Mapping[str, Any]) -> bool:
+        """Add an account event (contract columns of ``account_events``) to the state.
+
+        Returns:
+            False when the event (by ``event_id``) was already applied, else True.
+        """
+        t = timestamp_us(event["occurred_at"])
+        event_id = event.get("event_id")
+        event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
+        rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in (*self._ae_cols, "event_type")}
+        groups = [g for g in self._ae_groups if g.event_type in (None, rec["event_type"])]
+        if not groups:
+            return False  # no feature of this set looks at such events
+        with self._lock:
+            self._check_time(t, f"account event {event_id}")
+            if event_id in self._acct:
+                return False
+            return self._apply_ae(event_id, t, rec, groups)
+
+    def _apply_ae(self, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group]) -> bool:
+        seq = self._seq + 1
+        first_rows = self._new_first_seen(groups, rec, t)
+
+        def write() -> None:
+            self._conn.execute(
+                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, 'ae', ?, ?, ?)",
+                (seq, event_id, t, _dumps(rec)),
+            )
+            self._write_first_seen(first_rows)
+            self._write_watermark(t, None)
+
+        self._transaction(write)
+        self._seq = seq
+        self._after_commit(lambda: self._apply_ae_memory(event_id, t, rec, seq), t, None)
+        return True
+
+    def apply_label(self, label: Mapping[str, Any]) -> bool:
+        """Record a label (contract columns of ``labels``) as known from its ``known_at``.
+
+        Only bad transaction labels (``BAD_TRANSACTION_LABELS``) affect features; a transaction
+        is bad from its earliest such label. Labels may arrive before their transaction.
+
+        Returns:
+            True when the label changed the state.
+        """
+        if label.get("entity_type") != "transaction" or label.get("label") not in BAD_TRANSACTION_LABELS:
+            return False
+        if not self._fraud_groups:
+            return False  # no feature of this set uses labels
+        txn_id = str(label["entity_id"])
+        known = timestamp_us(label["known_at"])
+        with self._lock:
+            return self._apply_label(txn_id, known)
+
+    def _apply_label(self, txn_id: str, known: int) -> bool:
+        old = self._bad.get(txn_id)
+        if old is not None and old <= known:
+            return False
+        self._transaction(
+            lambda: self._conn.execute(
+                "INSERT INTO bad_labels VALUES (?, ?) ON CONFLICT(transaction_id) DO UPDATE SET known_at = excluded.known_at",
+                (txn_id, known),
+            )
+        )
+        self._after_commit(lambda: self._apply_label_memory(txn_id, known), None, None)
+        return True
+
+    def replay(self, events: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
+        """Apply an event log in order, scoring each transaction before applying it.
+
+        Args:
+            events: ``(kind, record)`` pairs, kind ``"transaction"``, ``"account_event"`` or
+                ``"label"`` (e.g. from ``event_log``).
+
+        Returns:
+            One row per transaction, in log order: ``transaction_id`` then the features.
+        """
+        rows, ids = [], []
+        for kind, rec in events:
+            if kind == "transaction":
+                rows.append(self.score_and_update(rec))
+                ids.append(rec["transaction_id"])
+            elif kind == "account_event":
+                self.apply_account_event(rec)
+            elif kind == "label":
+                self.apply_label(rec)
+            else:
+                raise ValueError(f"unknown event kind {kind!r}")
+        frame = pd.DataFrame(rows, columns=self.feature_set.feature_names, dtype=float)
+        frame.insert(0, "transaction_id", ids)
+        return frame
+
+    # -- memory updates (only after the sqlite transaction committed) ---------------------------
+
+    def _after_commit(
+        self, update: Callable[[], None], t: int | None, event: Mapping[str, Any] | None
+    ) -> None:
+        try:
+            update()
+            if t is not None:
+                if self._watermark is None or t > self._watermark:
+                    self._watermark = t
+                if self.feature_set.single_currency and event is not None and self._currency is None:
+                    self._currency = event.get("currency")
+        except BaseException:
+            self._load()  # sqlite has the event: rebuild memory from it
+            raise
+        self._maybe_prune()
+
+    def _apply_txn_memory(self, txn_id: str, t: int, rec: Mapping[str, Any], seq: int) -> None:
+        fraud_keys = []
+        touched = []
+        nums = {c: rec[c] for c in self._derived}
+        for g in self._txn_groups:
+            key = self._key(rec, g.source_cols)
+            if key is None:
+                continue
+            logs = self._logs[g.gid]
+            log = logs.get(key)
+            if log is None:
+                log = logs[key] = g.new_log(None)
+            log.append(t, txn_id, nums, rec)
+            touched.append((g.gid, key))
+            if g.fraud:
+                fraud_keys.append((g, key))
+        self._txns[txn_id] = (t, fraud_keys)
+        heapq.heappush(self._heap, (t, seq, "txn", txn_id, tuple(touched)))
+        if txn_id in self._bad:
+            self._apply_label_memory(txn_id, self._bad[txn_id])
+
+    def _apply_ae_memory(self, event_id: str, t: int, rec: Mapping[str, Any], seq: int) -> None:
+        touched = []
+        for g in self._ae_groups:
+            if g.event_type is not None and rec.get("event_type") != g.event_type:
+                continue
+            key = self._key(rec, g.source_cols)
+            if key is None:
+                continue
+            logs = self._logs[g.gid]
+            log = logs.get(key)
+            if log is None:
+                log = logs[key] = g.new_log(None)
+            log.append(t, event_id, {}, rec)
+            touched.append((g.gid, key))
+        self._acct.add(event_id)
+        heapq.heappush(self._heap, (t, seq, "ae", event_id, tuple(touched)))
+
+    def _apply_label_memory(self, txn_id: str, known: int) -> None:
+        self._bad[txn_id] = known
+        info = self._txns.get(txn_id)
+        if info is None:
+            return
+        t, fraud_keys = info
+        for g, key in fraud_keys:
+            log = self._logs[g.gid][key]
+            for (a, b), fr in log.fraud.items():
+                fr.set(txn_id, max(t + a, known + 1), t + b)
+
+    # -- sqlite writes --------------------------------------------------------------------------
+
+    def _new_first_seen(self, groups: list[_Group], rec: Mapping[str, Any], t: int) -> list[tuple]:
+        rows = []
+        for g in groups:
+            if not g.first_seen:
+                continue
+            key = self._key(rec, g.source_cols)
+            if key is None:
+                continue
+            log = self._logs[g.gid].get(key)
+            for col in g.first_seen:
+                v = rec.get(col)
+                if _isnull(v):
+                    continue
+                if log is None or log.first[col].is_new(v, t):
+                    rows.append((g.gid, _dumps(list(key)), col, _dumps(v), t))
+        return rows
+
+    def _write_first_seen(self, rows: list[tuple]) -> None:
+        if rows:
+            self._conn.executemany(
+                "INSERT INTO first_seen VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(gid, entity, col, value) DO UPDATE SET t = min(t, excluded.t)",
+                rows,
+            )
+
+    def _write_watermark(self, t: int, event: Mapping[str, Any] | None) -> None:
+        if self._watermark is None or t > self._watermark:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (str(t),))
+        if self.feature_set.single_currency and event is not None and self._currency is None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('currency', ?)", (str(event.get("currency")),)
+            )
+
+    # -- pruning --------------------------------------------------------------------------------
+
+    def _maybe_prune(self) -> None:
+        if self._watermark is None:
+            return
+        if self._pruned_at is not None and self._watermark - self._pruned_at < self.prune_every_us:
+            return
+        self._prune()
+
+    def prune(self) -> int:
+        """Fold events no window can reach any more into per-entity bases and delete them.
+
+        Runs by itself every ``prune_every`` of event time; one sqlite transaction.
+
+        Returns:
+            The number of events pruned.
+        """
+        with self._lock:
+            return self._prune()
+
+    def _prune(self) -> int:
+        if self._watermark is None:
+            return 0
+        earliest_query = self._watermark - self.lateness_us
+        cutoff = earliest_query - self._reach  # e < cutoff: outside every window of every allowed query
+        popped = []
+        while self._heap and self._heap[0][0] < cutoff:
+            popped.append(heapq.heappop(self._heap))
+        touched: dict[tuple[str, tuple], _Log] = {}
+        pruned_txns = []
+        for _, _, kind, event_id, logs in popped:
+            if kind == "txn":
+                pruned_txns.append(event_id)
+            for gid, key in logs:
+                log = self._logs[gid].get(key)
+                if log is not None:
+                    touched[(gid, key)] = log
+        bases = []
+        for (gid, key), log in touched.items():
+            k = bisect.bisect_left(log.times, cutoff)
+            bases.append((gid, _dumps(list(key)), _dumps(log.base_after(k))))
+
+        def write() -> None:
+            self._conn.execute("DELETE FROM events WHERE occurred_at < ?", (cutoff,))
+            self._conn.executemany(
+                "DELETE FROM bad_labels WHERE transaction_id = ?", [(i,) for i in pruned_txns]
+            )
+            self._conn.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?)", bases)
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_at', ?)", (str(self._watermark),))
+
+        try:
+            self._transaction(write)
+        except BaseException:
+            for item in popped:
+                heapq.heappush(self._heap, item)
+            raise
+        for log in touched.values():
+            log.prune(bisect.bisect_left(log.times, cutoff), earliest_query)
+        for txn_id in pruned_txns:
+            self._txns.pop(txn_id, None)
+            self._bad.pop(txn_id, None)
+        for _, _, kind, event_id, _ in popped:
+            if kind == "ae":
+                self._acct.discard(event_id)
+        self._pruned_at = self._watermark
+        return len(popped)
+
+
+# --- Event logs ----------------------------------------------------------------------------------
+
+
+def _records(frame: pd.DataFrame | None) -> Iterator[dict[str, Any]]:
+    if frame is None or not len(frame):
+        return iter(())
+    cols = list(frame.columns)
+    return (dict(zip(cols, row, strict=True)) for row in frame.itertuples(index=False, name=None))
+
+
+def event_log(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, dict[str, Any]]]:
+    """Merge transactions, account events and labels into one log in time order.
+
+    Transactions and account events come at their ``occurred_at``, labels at their ``known_at``.
+    Order among equal times does not matter to the features (an event at ``t`` is never seen at
+    ``t``); it is labels, then account events, then transactions, then input order.
+
+    Returns:
+        ``(kind, record)`` pairs for ``OnlineFeatureStore.replay``.
+    """
+    items: list[tuple[int, int, int, str, dict[str, Any]]] = []
+    n = 0
+    for kind, name, col, rank in (
+        ("label", "labels", "known_at", 0),
+        ("account_event", "account_events", "occurred_at", 1),
+        ("transaction", "transactions", "occurred_at", 2),
+    ):
+        for rec in _records(tables.get(name)):
+            items.append((timestamp_us(rec[col]), rank, n, kind, rec))
+            n += 1
+    items.sort(key=lambda x: x[:3])
+    return [(kind, rec) for *_, kind, rec in items]
+
+
+__all__ = ["OnlineFeatureStore", "event_log", "timestamp_us"]
