@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,101 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- features ---------------------------------------------------------------------------------
+
+
+def cmd_features_build(args: argparse.Namespace) -> int:
+    from features.batch import compute_features
+    from features.definitions import get_feature_set
+    from features.validation import load_valid_dataset
+
+    try:
+        feature_set = get_feature_set(args.feature_set)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    tables = load_valid_dataset(Path(args.data), source=args.source)
+    started = time.perf_counter()
+    frame = compute_features(tables, feature_set)
+    elapsed = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    log.info("computed %d features for %s transactions in %.1f s", frame.shape[1] - 1, f"{len(frame):,}", elapsed)
+    print(json.dumps({"out": str(out), "feature_set": feature_set.id, "rows": len(frame), "features": frame.shape[1] - 1, "seconds": round(elapsed, 2)}))
+    return EXIT_OK
+
+
+def cmd_features_list(args: argparse.Namespace) -> int:
+    from features.definitions import describe_feature_set
+
+    try:
+        rows = describe_feature_set(args.feature_set)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    for name, meaning in rows:
+        print(f"{name}\t{meaning}")
+    return EXIT_OK
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.run import train_fraud
+
+    result = train_fraud(Path(args.data), Path(args.config) if args.config else None, source=args.source, promote_after=not args.no_promote)
+    summary = {
+        "fraud": {
+            "run_id": result.run_id,
+            "model_uri": result.model_uri,
+            "registered": f"kycrisk-fraud/{result.version}",
+            "metrics": {k: round(result.metrics[k], 4) for k in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate") if k in result.metrics},
+            "promotion": result.promotion and {k: result.promotion[k] for k in ("decision", "reason")},
+        }
+    }
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from training.run import load_config, promote_fraud
+
+    config = load_config(args.config)
+    result = promote_fraud(Path(args.data) if args.data else None, config, source=args.source)
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return EXIT_OK if result.promoted else EXIT_FOUND_PROBLEMS
+
+
+# --- benchmarks -------------------------------------------------------------------------------
+
+
+def cmd_bench_features(args: argparse.Namespace) -> int:
+    from features.bench_features import run
+
+    result = run(n_transactions=args.transactions, seed=args.seed)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return EXIT_OK
+
+
+def cmd_bench_screening(args: argparse.Namespace) -> int:
+    from features.bench_screening import run
+
+    result = run(n_names=args.names, n_entries=args.entries, seed=args.seed)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return EXIT_OK
+
+
+def cmd_bench_explain(args: argparse.Namespace) -> int:
+    from training.bench_explain import format_report, run
+
+    result = run()
+    print(json.dumps(result, default=str) if args.json else format_report(result))
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -119,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(datacard.md, datacard.json). The same arguments give byte-identical files.",
     )
     p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
-    p.add_argument("--days", type=_positive_int, default=120, help="days of activity (default 120)")
+    p.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
     p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
     p.add_argument("--start", default="2026-01-01", help="first day of activity, UTC (default 2026-01-01)")
     p.add_argument("--out", required=True, help="output folder (created; existing tables are overwritten)")
@@ -147,14 +243,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
     p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
-    p.add_argument("--days", type=_positive_int, default=120, help="days of activity (default 120)")
+    p.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
     p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("features", help="build or list history features", description="History features, point in time.")
+    fsub = p.add_subparsers(dest="features_command", required=True, metavar="SUBCOMMAND")
+    q = fsub.add_parser(
+        "build",
+        help="compute a feature set for every transaction of a data folder",
+        description="Compute a feature set for every transaction (one row per transaction_id), point in "
+        "time: a row sees only strictly earlier events and labels known before it.",
+    )
+    q.add_argument("--data", required=True, help="data folder (kycrisk layout, or the fdh benchmark with --source fdh)")
+    q.add_argument("--out", required=True, help="output file (.parquet, or .csv)")
+    q.add_argument("--feature-set", default="fraud_v1", help="registered feature set (default fraud_v1; see `kycrisk features list`)")
+    q.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    q.set_defaults(func=cmd_features_build)
+    q = fsub.add_parser("list", help="list the features of a feature set with their meaning", description="Print each feature of a set with one line of meaning.")
+    q.add_argument("--feature-set", default="fraud_v1", help="registered feature set (default fraud_v1)")
+    q.set_defaults(func=cmd_features_list)
+
+    p = sub.add_parser(
+        "train",
+        help="train, evaluate and register the fraud model (MLflow)",
+        description="Train the fraud model on a data folder: time splits with label delay, calibration, "
+        "tier thresholds, out-of-time evaluation, an MLflow run with plots and a model card, a new "
+        "registered version with alias 'challenger', then the promotion gate. Prints the run id and "
+        "registered version. MLFLOW_TRACKING_URI overrides the embedded store in mlflow/.",
+    )
+    p.add_argument("--data", required=True, help="data folder (e.g. from `kycrisk generate`)")
+    p.add_argument("--config", help="training configuration file (default training/config.toml)")
+    p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    p.add_argument("--no-promote", action="store_true", help="register the challenger but do not run the promotion gate")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "promote",
+        help="gate the challenger against the champion on the same out-of-time data",
+        description="Score the champion and the challenger of kycrisk-fraud on the challenger's out-of-time "
+        "period and move the 'champion' alias only if the challenger is at least as good on the gate "
+        "metrics and within the fairness bounds (training/config.toml [gate]). The decision is tagged "
+        "on the model version. Exit 0 when promoted, 1 when refused.",
+    )
+    p.add_argument("--data", help="data folder for the out-of-time rows (default: the challenger's training data)")
+    p.add_argument("--config", help="training configuration file (default training/config.toml)")
+    p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures", description="Speed and quality benchmarks; each compares against a reference measured in the same run.")
+    bsub = p.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    q = bsub.add_parser("features", help="batch feature engine vs polars and pandas", description="Windowed aggregations: our engine vs polars rolling vs pandas groupby-rolling on the same data.")
+    q.add_argument("--transactions", type=_positive_int, default=5_000_000, help="synthetic transactions (default 5,000,000)")
+    q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    q.add_argument("--json", action="store_true", help="one-line JSON")
+    q.set_defaults(func=cmd_bench_features)
+    q = bsub.add_parser("screening", help="watchlist screening speed and recall", description="Screen names against a synthetic watchlist, with and without blocking.")
+    q.add_argument("--names", type=_positive_int, default=10_000, help="names to screen (default 10,000)")
+    q.add_argument("--entries", type=_positive_int, default=50_000, help="watchlist entries (default 50,000)")
+    q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    q.add_argument("--json", action="store_true", help="one-line JSON")
+    q.set_defaults(func=cmd_bench_screening)
+    q = bsub.add_parser("explain", help="TreeSHAP latency vs model size and quality", description="Single-row exact TreeSHAP latency against detection quality for a grid of LightGBM sizes.")
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    q.set_defaults(func=cmd_bench_explain)
 
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):
+        # `kycrisk ... | head` ends quietly instead of with a BrokenPipeError traceback.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -170,3 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"kycrisk {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ValueError as exc:
+        # Invalid data (InvalidDataError carries the full validation report) or configuration.
+        print(f"kycrisk {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FOUND_PROBLEMS

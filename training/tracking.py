@@ -838,6 +838,13 @@ def load_pipeline(model_uri: str) -> Any:
     return _load_reviewed(model_uri)[0]
 
 
+def load_pipeline_and_metadata(model_uri: str) -> tuple[Any, dict[str, Any]]:
+    """``load_pipeline`` plus the model's logged metadata (feature set, tier policy, ...)."""
+    _ensure_configured()
+    pipeline, model = _load_reviewed(model_uri)
+    return pipeline, dict(model.metadata or {})
+
+
 def load_model(name: str, alias: str = CHAMPION) -> LoadedModel:
     """Load the pipeline an alias points at, with its version, metadata and tags.
 
