@@ -81,23 +81,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded defaults: generate a marketplace and validate it."""
+    """The main job on the embedded defaults: generate, validate, build features, train, promote."""
     from features.synthetic import generate, write_dataset
     from features.validation import validate_dir
+    from training.run import train_fraud
 
     workdir = Path(args.workdir)
     data_dir = workdir / "data"
     started = time.perf_counter()
-    log.info("step 1/2: generating %d customers over %d days into %s", args.customers, args.days, data_dir)
+    log.info("step 1/3: generating %d customers over %d days into %s", args.customers, args.days, data_dir)
     tables = generate(n_customers=args.customers, days=args.days, seed=args.seed, progress=True)
     card = write_dataset(tables, data_dir, seed=args.seed)
     print(_summary_line(card, str(data_dir)))
-    log.info("step 2/2: validating %s", data_dir)
+    log.info("step 2/3: validating %s", data_dir)
     report = validate_dir(data_dir)
     print(report.to_text())
     if not report.ok:
         return EXIT_FOUND_PROBLEMS
-    print(f"demo finished in {time.perf_counter() - started:.1f} s; data card: {data_dir / 'datacard.md'}")
+    log.info("step 3/3: features, training, evaluation, MLflow run, registry and promotion")
+    result = train_fraud(data_dir)
+    metrics = {
+        k: round(result.metrics[k], 4)
+        for k in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate")
+    }
+    print(
+        f"fraud model: run {result.run_id}, registered kycrisk-fraud/{result.version}, out-of-time {metrics}"
+    )
+    if result.promotion:
+        print(f"promotion: {result.promotion['decision']} ({result.promotion['reason']})")
+    patterns = {k.split(".")[1]: round(v, 3) for k, v in result.metrics.items() if k.startswith("pattern.")}
+    print(f"recall per planted pattern at the review threshold: {patterns}")
+    print(
+        f"demo finished in {time.perf_counter() - started:.1f} s; data card: {data_dir / 'datacard.md'}; "
+        "runs: mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
+    )
     return EXIT_OK
 
 
@@ -123,8 +140,20 @@ def cmd_features_build(args: argparse.Namespace) -> int:
         frame.to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
-    log.info("computed %d features for %s transactions in %.1f s", frame.shape[1] - 1, f"{len(frame):,}", elapsed)
-    print(json.dumps({"out": str(out), "feature_set": feature_set.id, "rows": len(frame), "features": frame.shape[1] - 1, "seconds": round(elapsed, 2)}))
+    log.info(
+        "computed %d features for %s transactions in %.1f s", frame.shape[1] - 1, f"{len(frame):,}", elapsed
+    )
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "feature_set": feature_set.id,
+                "rows": len(frame),
+                "features": frame.shape[1] - 1,
+                "seconds": round(elapsed, 2),
+            }
+        )
+    )
     return EXIT_OK
 
 
@@ -146,13 +175,22 @@ def cmd_features_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.run import train_fraud
 
-    result = train_fraud(Path(args.data), Path(args.config) if args.config else None, source=args.source, promote_after=not args.no_promote)
+    result = train_fraud(
+        Path(args.data),
+        Path(args.config) if args.config else None,
+        source=args.source,
+        promote_after=not args.no_promote,
+    )
     summary = {
         "fraud": {
             "run_id": result.run_id,
             "model_uri": result.model_uri,
             "registered": f"kycrisk-fraud/{result.version}",
-            "metrics": {k: round(result.metrics[k], 4) for k in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate") if k in result.metrics},
+            "metrics": {
+                k: round(result.metrics[k], 4)
+                for k in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate")
+                if k in result.metrics
+            },
             "promotion": result.promotion and {k: result.promotion[k] for k in ("decision", "reason")},
         }
     }
@@ -231,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when valid, 1 with a report of every problem otherwise.",
     )
     p.add_argument("dir", help="folder holding customers, transactions, ... (.parquet or .csv)")
-    p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    p.add_argument(
+        "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_validate)
 
@@ -239,15 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run the main job end to end on the embedded defaults",
         description="The main job on the embedded defaults (no server to install): generate a "
-        "synthetic marketplace and validate it against the data contracts.",
+        "synthetic marketplace, validate it against the data contracts, build point-in-time features, "
+        "train, evaluate and register the fraud model in the embedded MLflow store (mlflow/), and "
+        "run the promotion gate.",
     )
-    p.add_argument("--workdir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)")
+    p.add_argument(
+        "--workdir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)"
+    )
     p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
     p.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
     p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("features", help="build or list history features", description="History features, point in time.")
+    p = sub.add_parser(
+        "features", help="build or list history features", description="History features, point in time."
+    )
     fsub = p.add_subparsers(dest="features_command", required=True, metavar="SUBCOMMAND")
     q = fsub.add_parser(
         "build",
@@ -255,12 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute a feature set for every transaction (one row per transaction_id), point in "
         "time: a row sees only strictly earlier events and labels known before it.",
     )
-    q.add_argument("--data", required=True, help="data folder (kycrisk layout, or the fdh benchmark with --source fdh)")
+    q.add_argument(
+        "--data", required=True, help="data folder (kycrisk layout, or the fdh benchmark with --source fdh)"
+    )
     q.add_argument("--out", required=True, help="output file (.parquet, or .csv)")
-    q.add_argument("--feature-set", default="fraud_v1", help="registered feature set (default fraud_v1; see `kycrisk features list`)")
-    q.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    q.add_argument(
+        "--feature-set",
+        default="fraud_v1",
+        help="registered feature set (default fraud_v1; see `kycrisk features list`)",
+    )
+    q.add_argument(
+        "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
     q.set_defaults(func=cmd_features_build)
-    q = fsub.add_parser("list", help="list the features of a feature set with their meaning", description="Print each feature of a set with one line of meaning.")
+    q = fsub.add_parser(
+        "list",
+        help="list the features of a feature set with their meaning",
+        description="Print each feature of a set with one line of meaning.",
+    )
     q.add_argument("--feature-set", default="fraud_v1", help="registered feature set (default fraud_v1)")
     q.set_defaults(func=cmd_features_list)
 
@@ -274,8 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="data folder (e.g. from `kycrisk generate`)")
     p.add_argument("--config", help="training configuration file (default training/config.toml)")
-    p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
-    p.add_argument("--no-promote", action="store_true", help="register the challenger but do not run the promotion gate")
+    p.add_argument(
+        "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
+    p.add_argument(
+        "--no-promote", action="store_true", help="register the challenger but do not run the promotion gate"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -286,25 +348,50 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics and within the fairness bounds (training/config.toml [gate]). The decision is tagged "
         "on the model version. Exit 0 when promoted, 1 when refused.",
     )
-    p.add_argument("--data", help="data folder for the out-of-time rows (default: the challenger's training data)")
+    p.add_argument(
+        "--data", help="data folder for the out-of-time rows (default: the challenger's training data)"
+    )
     p.add_argument("--config", help="training configuration file (default training/config.toml)")
-    p.add_argument("--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)")
+    p.add_argument(
+        "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("bench", help="benchmarks that print figures", description="Speed and quality benchmarks; each compares against a reference measured in the same run.")
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks that print figures",
+        description="Speed and quality benchmarks; each compares against a reference measured in the same run.",
+    )
     bsub = p.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    q = bsub.add_parser("features", help="batch feature engine vs polars and pandas", description="Windowed aggregations: our engine vs polars rolling vs pandas groupby-rolling on the same data.")
-    q.add_argument("--transactions", type=_positive_int, default=5_000_000, help="synthetic transactions (default 5,000,000)")
+    q = bsub.add_parser(
+        "features",
+        help="batch feature engine vs polars and pandas",
+        description="Windowed aggregations: our engine vs polars rolling vs pandas groupby-rolling on the same data.",
+    )
+    q.add_argument(
+        "--transactions",
+        type=_positive_int,
+        default=5_000_000,
+        help="synthetic transactions (default 5,000,000)",
+    )
     q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="one-line JSON")
     q.set_defaults(func=cmd_bench_features)
-    q = bsub.add_parser("screening", help="watchlist screening speed and recall", description="Screen names against a synthetic watchlist, with and without blocking.")
+    q = bsub.add_parser(
+        "screening",
+        help="watchlist screening speed and recall",
+        description="Screen names against a synthetic watchlist, with and without blocking.",
+    )
     q.add_argument("--names", type=_positive_int, default=10_000, help="names to screen (default 10,000)")
     q.add_argument("--entries", type=_positive_int, default=50_000, help="watchlist entries (default 50,000)")
     q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="one-line JSON")
     q.set_defaults(func=cmd_bench_screening)
-    q = bsub.add_parser("explain", help="TreeSHAP latency vs model size and quality", description="Single-row exact TreeSHAP latency against detection quality for a grid of LightGBM sizes.")
+    q = bsub.add_parser(
+        "explain",
+        help="TreeSHAP latency vs model size and quality",
+        description="Single-row exact TreeSHAP latency against detection quality for a grid of LightGBM sizes.",
+    )
     q.add_argument("--json", action="store_true", help="JSON instead of a table")
     q.set_defaults(func=cmd_bench_explain)
 

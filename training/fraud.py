@@ -79,7 +79,9 @@ class FraudData:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def assemble(tables: dict[str, pd.DataFrame], feature_set: str = "fraud_v1", screener: WatchlistScreener | None = None) -> FraudData:
+def assemble(
+    tables: dict[str, pd.DataFrame], feature_set: str = "fraud_v1", screener: WatchlistScreener | None = None
+) -> FraudData:
     """Build the fraud model's input for every transaction, point in time.
 
     Args:
@@ -133,7 +135,13 @@ def build_pipeline(frame: pd.DataFrame, lgbm_params: dict[str, Any]) -> Pipeline
             ("drop", DropFeatures(features_to_drop=drop)),
             (
                 "encode",
-                OrdinalEncoder(encoding_method="arbitrary", variables=categorical, missing_values="ignore", unseen="encode", ignore_format=True),
+                OrdinalEncoder(
+                    encoding_method="arbitrary",
+                    variables=categorical,
+                    missing_values="ignore",
+                    unseen="encode",
+                    ignore_format=True,
+                ),
             ),
             ("model", lgb.LGBMClassifier(**lgbm_params)),
         ]
@@ -313,7 +321,14 @@ def fit_fraud_model(data: FraudData, config: dict[str, Any]) -> TrainedFraudMode
     )
 
 
-def evaluate_model(pipeline: Pipeline, test_frame: pd.DataFrame, y: np.ndarray, amount_usd: np.ndarray, threshold: float, review_cost: float) -> dict[str, float]:
+def evaluate_model(
+    pipeline: Pipeline,
+    test_frame: pd.DataFrame,
+    y: np.ndarray,
+    amount_usd: np.ndarray,
+    threshold: float,
+    review_cost: float,
+) -> dict[str, float]:
     """Metrics of any fraud Pipeline on given out-of-time rows (the promotion gate's yardstick)."""
     scores = predict_proba(pipeline, test_frame)
     return M.evaluate_scores(
@@ -329,15 +344,16 @@ def evaluate_model(pipeline: Pipeline, test_frame: pd.DataFrame, y: np.ndarray, 
 
 
 def order_flags(frame: pd.DataFrame) -> pd.DataFrame:
-    """Hard-rule flags of an order: a confirmed watchlist hit on the buyer or the seller.
+    """Hard-rule flags of an order: a confirmed SANCTIONS hit on the buyer or the seller.
 
-    Document and possible-match rules act on the customer (onboarding), not on every order.
+    A PEP is not a reason to block an order (enhanced due diligence happens on the customer);
+    document and possible-match rules act on the customer at onboarding, not on every order.
     """
     hit = pd.Series(False, index=frame.index)
     for party in ("buyer", "seller"):
-        column = f"{party}_screen_status"
-        if column in frame.columns:
-            hit |= frame[column].eq("hit").fillna(False).astype(bool)
+        status, list_type = f"{party}_screen_status", f"{party}_screen_list_type"
+        if status in frame.columns and list_type in frame.columns:
+            hit |= (frame[status].eq("hit") & frame[list_type].eq("sanction")).fillna(False).astype(bool)
     return pd.DataFrame({"screen_confirmed": hit})
 
 
@@ -355,14 +371,18 @@ def segment_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def tier_metrics(decisions: pd.DataFrame) -> dict[str, float]:
     """Tier mix and the auto-decision rate (share decided without a human)."""
-    out = {f"tier_share.{tier}": float((decisions["tier"] == tier).mean()) for tier in ("low", "medium", "high")}
+    out = {
+        f"tier_share.{tier}": float((decisions["tier"] == tier).mean()) for tier in ("low", "medium", "high")
+    }
     for action, share in decisions["action"].value_counts(normalize=True).items():
         out[f"action_share.{action}"] = float(share)
     out["auto_decision_rate"] = float((~decisions["action"].isin(["review", "ask_to_correct"])).mean())
     return out
 
 
-def recall_by_pattern(test: pd.DataFrame, scores: np.ndarray, threshold: float, patterns: pd.DataFrame | None) -> pd.DataFrame:
+def recall_by_pattern(
+    test: pd.DataFrame, scores: np.ndarray, threshold: float, patterns: pd.DataFrame | None
+) -> pd.DataFrame:
     """Share of each planted pattern's transactions flagged (score ≥ threshold) in the test period.
 
     Returns:
@@ -373,6 +393,8 @@ def recall_by_pattern(test: pd.DataFrame, scores: np.ndarray, threshold: float, 
     tx = patterns[patterns["entity_type"] == "transaction"][["entity_id", "pattern"]]
     flagged = pd.DataFrame({"entity_id": test["transaction_id"].to_numpy(), "flagged": scores >= threshold})
     joined = tx.merge(flagged, on="entity_id", how="inner")
-    table = joined.groupby("pattern", sort=True)["flagged"].agg(transactions="size", flagged="sum").reset_index()
+    table = (
+        joined.groupby("pattern", sort=True)["flagged"].agg(transactions="size", flagged="sum").reset_index()
+    )
     table["recall"] = table["flagged"] / table["transactions"]
     return table
