@@ -234,6 +234,14 @@ def cmd_bench_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from training.bench_train import run
+
+    result = run(n_transactions=args.transactions, days=args.days, seed=args.seed)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -387,6 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="one-line JSON")
     q.set_defaults(func=cmd_bench_screening)
+    q = bsub.add_parser(
+        "train",
+        help="full fraud training run vs plain lightgbm.train",
+        description="Generate about N transactions, then time feature building, our training wrapper "
+        "(Pipeline fit, calibration, thresholds, evaluation), MLflow logging in a temporary store, and "
+        "plain lightgbm.train on the same matrix; report peak memory.",
+    )
+    q.add_argument("--transactions", type=_positive_int, default=1_000_000, help="about this many transactions (default 1,000,000)")
+    q.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
+    q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    q.add_argument("--json", action="store_true", help="one-line JSON")
+    q.set_defaults(func=cmd_bench_train)
     q = bsub.add_parser(
         "explain",
         help="TreeSHAP latency vs model size and quality",

@@ -7,7 +7,6 @@ store (through ``training.tracking``) and the command line.
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import platform
 import tempfile
@@ -64,7 +63,9 @@ class FraudRunResult:
     promotion: dict | None
 
 
-def train_fraud(data: Path, config_path: Path | None = None, source: str = "kycrisk", promote_after: bool = True) -> FraudRunResult:
+def train_fraud(
+    data: Path, config_path: Path | None = None, source: str = "kycrisk", promote_after: bool = True
+) -> FraudRunResult:
     """Train the fraud model on a data folder, log everything to MLflow, register a challenger.
 
     Args:
@@ -85,11 +86,26 @@ def train_fraud(data: Path, config_path: Path | None = None, source: str = "kycr
     dataset = fraud.assemble(tables, feature_set)
     log.info("training, calibrating and evaluating")
     model = fraud.fit_fraud_model(dataset, config)
+    run_id, model_uri, version = log_fraud_run(model, dataset, data, config, config_file, source)
+    promotion = promote_fraud(data, config, source=source).to_dict() if promote_after else None
+    return FraudRunResult(run_id=run_id, model_uri=model_uri, version=version, metrics=model.metrics, promotion=promotion)
+
+
+def log_fraud_run(
+    model: fraud.TrainedFraudModel, dataset: fraud.FraudData, data: Path, config: dict[str, Any], config_file: Path, source: str = "kycrisk"
+) -> tuple[str, str, str]:
+    """Log a trained fraud model as one MLflow run and register it as the challenger.
+
+    Returns:
+        ``(run_id, model_uri, registered_version)``.
+    """
+    tracking.configure()
+    feature_set = dataset.feature_set
     parquet = sorted(data.glob("*.parquet")) or sorted(data.glob("*.csv"))
     digest = tracking.sha256_files(parquet)
     split = model.split
-
-    with tracking.start_run(EXPERIMENT, run_name=f"fraud-{feature_set}", tags={TAG_DATA: str(data.resolve()), TAG_SOURCE: source}) as run:
+    tags = {TAG_DATA: str(data.resolve()), TAG_SOURCE: source}
+    with tracking.start_run(EXPERIMENT, run_name=f"fraud-{feature_set}", tags=tags) as run:
         tracking.log_config_file(config_file)
         tracking.log_params_flat({"fraud": config["fraud"], "split": config["split"], "policy": config["policy"]})
         tracking.log_params_flat({"feature_set": dataset.feature_set_id, "data.path": str(data.resolve()), "data.sha256": digest})
@@ -122,19 +138,18 @@ def train_fraud(data: Path, config_path: Path | None = None, source: str = "kycr
         for column in sample.select_dtypes(include="datetimetz").columns:
             sample[column] = sample[column].dt.tz_convert("UTC").dt.tz_localize(None)
         info = tracking.log_pipeline(model.pipeline, "fraud_model", sample, metadata=metadata)
-        card = model_card(model, dataset, data, config, info.model_uri)
-        tracking.log_text(card, "model_card.md")
+        tracking.log_text(model_card(model, dataset, data, config, info.model_uri), "model_card.md")
         version = tracking.register(
             info.model_uri,
             FRAUD_MODEL,
             tags={"feature_set": dataset.feature_set_id, "run_id": run.info.run_id, TAG_DATA: str(data.resolve())},
         )
-        run_id = run.info.run_id
-    promotion = promote_fraud(data, config, source=source).to_dict() if promote_after else None
-    return FraudRunResult(run_id=run_id, model_uri=info.model_uri, version=str(version.version), metrics=model.metrics, promotion=promotion)
+    return run.info.run_id, info.model_uri, str(version.version)
 
 
-def promote_fraud(data: Path | None = None, config: dict[str, Any] | None = None, source: str = "kycrisk") -> tracking.PromotionResult:
+def promote_fraud(
+    data: Path | None = None, config: dict[str, Any] | None = None, source: str = "kycrisk"
+) -> tracking.PromotionResult:
     """Compare the fraud challenger with the champion on the same out-of-time data and gate it.
 
     The out-of-time rows are the challenger's own test period on its training data folder
@@ -144,7 +159,9 @@ def promote_fraud(data: Path | None = None, config: dict[str, Any] | None = None
     tracking.configure()
     challenger = tracking.get_alias_version(FRAUD_MODEL, tracking.CHALLENGER)
     if challenger is None:
-        raise ValueError(f"no {tracking.CHALLENGER!r} version of {FRAUD_MODEL}: train one first (kycrisk train)")
+        raise ValueError(
+            f"no {tracking.CHALLENGER!r} version of {FRAUD_MODEL}: train one first (kycrisk train)"
+        )
     loaded = tracking.load_model(FRAUD_MODEL, tracking.CHALLENGER)
     folder = Path(data) if data else Path(loaded.tags.get(TAG_DATA) or challenger.tags.get(TAG_DATA, ""))
     if not folder.is_dir():
@@ -211,14 +228,25 @@ def shap_summary(model: fraud.TrainedFraudModel, path: Path, rows: int = 5000, t
     return path
 
 
-def model_card(model: fraud.TrainedFraudModel, dataset: fraud.FraudData, data: Path, config: dict, model_uri: str) -> str:
+def model_card(
+    model: fraud.TrainedFraudModel, dataset: fraud.FraudData, data: Path, config: dict, model_uri: str
+) -> str:
     """The model card (markdown) logged with every run."""
     m = model.metrics
     fmt = lambda key: "n/a" if key not in m or m[key] is None or not np.isfinite(m[key]) else f"{m[key]:.4f}"  # noqa: E731
     split = model.split.to_dict()
-    segs = [k for k in sorted(m) if k.startswith("segment.") and k.endswith((".fpr", ".fpr_min_max_ratio", ".auc_roc"))]
-    pattern_rows = "\n".join(f"| {r.pattern} | {r.transactions} | {r.flagged} | {r.recall:.3f} |" for r in model.pattern_recall.itertuples())
-    features = "\n".join(f"- `{name}`: {meaning}" for name, meaning in describe_feature_set(dataset.feature_set))
+    segs = [
+        k
+        for k in sorted(m)
+        if k.startswith("segment.") and k.endswith((".fpr", ".fpr_min_max_ratio", ".auc_roc"))
+    ]
+    pattern_rows = "\n".join(
+        f"| {r.pattern} | {r.transactions} | {r.flagged} | {r.recall:.3f} |"
+        for r in model.pattern_recall.itertuples()
+    )
+    features = "\n".join(
+        f"- `{name}`: {meaning}" for name, meaning in describe_feature_set(dataset.feature_set)
+    )
     policy = model.policy
     return f"""# Model card: {FRAUD_MODEL}
 
