@@ -121,15 +121,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- features ---------------------------------------------------------------------------------
 
 
-def cmd_features_build(args: argparse.Namespace) -> int:
-    from features.batch import compute_features
+def _feature_set(name: str):
+    """A registered feature set, or a usage error listing the known ones."""
     from features.definitions import get_feature_set
-    from features.validation import load_valid_dataset
 
     try:
-        feature_set = get_feature_set(args.feature_set)
+        return get_feature_set(name)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+
+
+def cmd_features_build(args: argparse.Namespace) -> int:
+    from features.batch import compute_features
+    from features.validation import load_valid_dataset
+
+    feature_set = _feature_set(args.feature_set)
     tables = load_valid_dataset(Path(args.data), source=args.source)
     started = time.perf_counter()
     frame = compute_features(tables, feature_set)
@@ -160,11 +166,7 @@ def cmd_features_build(args: argparse.Namespace) -> int:
 def cmd_features_list(args: argparse.Namespace) -> int:
     from features.definitions import describe_feature_set
 
-    try:
-        rows = describe_feature_set(args.feature_set)
-    except KeyError as exc:
-        raise UsageError(str(exc.args[0])) from None
-    for name, meaning in rows:
+    for name, meaning in describe_feature_set(_feature_set(args.feature_set)):
         print(f"{name}\t{meaning}")
     return EXIT_OK
 
