@@ -125,5 +125,9 @@ def model_frame(
             screen = screening.reindex(ids)[list(SCREEN_COLUMNS)].add_prefix(f"{party}_")
             parts.append(screen.reset_index(drop=True))
         else:
-            parts.append(pd.DataFrame({f"{party}_{c}": pd.Series([None] * len(frame), dtype="object") for c in SCREEN_COLUMNS}))
+            parts.append(
+                pd.DataFrame(
+                    {f"{party}_{c}": pd.Series([None] * len(frame), dtype="object") for c in SCREEN_COLUMNS}
+                )
+            )
     return pd.concat(parts, axis=1)

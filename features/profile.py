@@ -156,7 +156,9 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None):
         if not (isinstance(self.party, str) and self.party.isidentifier()):
-            raise ValueError(f"party must be a column prefix such as 'buyer', 'seller' or 'customer', got {self.party!r}")
+            raise ValueError(
+                f"party must be a column prefix such as 'buyer', 'seller' or 'customer', got {self.party!r}"
+            )
         self._check_columns(X)
         self.country_risk_ = _country_risk_table()
         self.industry_risk_ = _industry_risk_table()
@@ -282,7 +284,9 @@ class EventRiskFeatures(TransformerMixin, BaseEstimator):
         self._check_columns(X)
         self.country_risk_ = _country_risk_table()
         goods = load_reference("goods_categories")
-        self.goods_risk_ = {c: self.GOODS_RISK[r] for c, r in zip(goods["category"], goods["risk"], strict=True)}
+        self.goods_risk_ = {
+            c: self.GOODS_RISK[r] for c, r in zip(goods["category"], goods["risk"], strict=True)
+        }
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         return self

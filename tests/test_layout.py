@@ -37,7 +37,9 @@ def test_import_direction(package: str) -> None:
         bad = (_imports(path) & (set(PACKAGES) | FORBIDDEN_TOP_LEVEL)) - ALLOWED[package]
         if bad:
             offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
-    assert not offenders, "imports against the direction features <- training <- serving:\n" + "\n".join(offenders)
+    assert not offenders, "imports against the direction features <- training <- serving:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_no_package_shadows_a_library() -> None:

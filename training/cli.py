@@ -85,6 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from features.synthetic import generate, write_dataset
     from features.validation import validate_dir
     from training.run import train_fraud
+    from training.run_risk import train_risk
 
     workdir = Path(args.workdir)
     data_dir = workdir / "data"
@@ -98,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(report.to_text())
     if not report.ok:
         return EXIT_FOUND_PROBLEMS
-    log.info("step 3/3: features, training, evaluation, MLflow run, registry and promotion")
+    log.info("step 3/3: features, training, evaluation, MLflow runs, registry and promotion")
     result = train_fraud(data_dir)
     metrics = {
         k: round(result.metrics[k], 4)
@@ -111,6 +112,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"promotion: {result.promotion['decision']} ({result.promotion['reason']})")
     patterns = {k.split(".")[1]: round(v, 3) for k, v in result.metrics.items() if k.startswith("pattern.")}
     print(f"recall per planted pattern at the review threshold: {patterns}")
+    risk = train_risk(data_dir)
+    metrics = {k: round(risk.metrics[k], 4) for k in _SUMMARY_METRICS["risk"] if k in risk.metrics}
+    print(
+        f"risk-tier model: run {risk.run_id}, registered kycrisk-risk-tier/{risk.version}, out-of-time {metrics}"
+    )
+    if risk.promotion:
+        print(f"promotion: {risk.promotion['decision']} ({risk.promotion['reason']})")
     print(
         f"demo finished in {time.perf_counter() - started:.1f} s; data card: {data_dir / 'datacard.md'}; "
         "runs: mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
@@ -173,40 +181,81 @@ def cmd_features_list(args: argparse.Namespace) -> int:
 
 # --- training -------------------------------------------------------------------------------
 
+MODELS = ("fraud", "risk")
+_SUMMARY_METRICS = {
+    "fraud": ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate"),
+    "risk": (
+        "auc_roc",
+        "average_precision",
+        "not_yet_known.average_precision",
+        "recall_at_fpr_1pct",
+        "ece",
+        "auto_decision_rate",
+    ),
+}
+
+
+def _models(args: argparse.Namespace) -> list[str]:
+    """Models a train/promote command acts on; the risk model needs customer labels (kycrisk layout)."""
+    chosen = list(MODELS) if args.model == "all" else [args.model]
+    if "risk" in chosen and args.source != "kycrisk":
+        if args.model == "risk":
+            raise UsageError(f"the risk-tier model needs customer labels; --source {args.source} has none")
+        log.info("skipping the risk-tier model: --source %s has no customer labels", args.source)
+        chosen.remove("risk")
+    return chosen
+
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.run import train_fraud
+    from training.run import FRAUD_MODEL, train_fraud
+    from training.run_risk import RISK_MODEL, train_risk
 
-    result = train_fraud(
-        Path(args.data),
-        Path(args.config) if args.config else None,
-        source=args.source,
-        promote_after=not args.no_promote,
-    )
-    summary = {
-        "fraud": {
+    runners = {"fraud": (train_fraud, FRAUD_MODEL), "risk": (train_risk, RISK_MODEL)}
+    summary = {}
+    for name in _models(args):
+        train, registered_name = runners[name]
+        result = train(
+            Path(args.data),
+            Path(args.config) if args.config else None,
+            source=args.source,
+            promote_after=not args.no_promote,
+        )
+        summary[name] = {
             "run_id": result.run_id,
             "model_uri": result.model_uri,
-            "registered": f"kycrisk-fraud/{result.version}",
+            "registered": f"{registered_name}/{result.version}",
             "metrics": {
-                k: round(result.metrics[k], 4)
-                for k in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "ece", "auto_decision_rate")
-                if k in result.metrics
+                k: round(result.metrics[k], 4) for k in _SUMMARY_METRICS[name] if k in result.metrics
             },
             "promotion": result.promotion and {k: result.promotion[k] for k in ("decision", "reason")},
         }
-    }
     print(json.dumps(summary, indent=2))
     return EXIT_OK
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from training.run import load_config, promote_fraud
+    from training import tracking
+    from training.run import FRAUD_MODEL, load_config, promote_fraud
+    from training.run_risk import RISK_MODEL, promote_risk
 
     config = load_config(args.config)
-    result = promote_fraud(Path(args.data) if args.data else None, config, source=args.source)
-    print(json.dumps(result.to_dict(), indent=2, default=str))
-    return EXIT_OK if result.promoted else EXIT_FOUND_PROBLEMS
+    data = Path(args.data) if args.data else None
+    gates = {"fraud": (promote_fraud, FRAUD_MODEL), "risk": (promote_risk, RISK_MODEL)}
+    results: dict[str, dict] = {}
+    refused = False
+    for name in _models(args):
+        promote, registered_name = gates[name]
+        if args.model == "all" and tracking.get_alias_version(registered_name, tracking.CHALLENGER) is None:
+            # `promote` without --model gates whichever models have a challenger waiting
+            results[name] = {"decision": "skipped", "reason": f"no challenger version of {registered_name}"}
+            continue
+        result = promote(data, config, source=args.source)
+        results[name] = result.to_dict()
+        refused |= not result.promoted
+    if all(r["decision"] == "skipped" for r in results.values()):
+        raise ValueError("no challenger to promote: train one first (kycrisk train)")
+    print(json.dumps(results, indent=2, default=str))
+    return EXIT_FOUND_PROBLEMS if refused else EXIT_OK
 
 
 # --- benchmarks -------------------------------------------------------------------------------
@@ -334,16 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train, evaluate and register the fraud model (MLflow)",
-        description="Train the fraud model on a data folder: time splits with label delay, calibration, "
-        "tier thresholds, out-of-time evaluation, an MLflow run with plots and a model card, a new "
-        "registered version with alias 'challenger', then the promotion gate. Prints the run id and "
-        "registered version. MLFLOW_TRACKING_URI overrides the embedded store in mlflow/.",
+        help="train, evaluate and register the fraud and risk-tier models (MLflow)",
+        description="Train the fraud model (one row per order) and the customer risk-tier model (one row per "
+        "customer snapshot) on a data folder: time splits with label delay, calibration, tier thresholds, "
+        "out-of-time evaluation, an MLflow run per model with plots and a model card, a new registered "
+        "version with alias 'challenger' (kycrisk-fraud, kycrisk-risk-tier), then the promotion gate. Prints "
+        "each model's run id and registered version. MLFLOW_TRACKING_URI overrides the embedded store in "
+        "mlflow/. The risk-tier model needs customer labels: it is skipped for --source fdh.",
     )
     p.add_argument("--data", required=True, help="data folder (e.g. from `kycrisk generate`)")
     p.add_argument("--config", help="training configuration file (default training/config.toml)")
     p.add_argument(
         "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
+    p.add_argument(
+        "--model", choices=("all", "fraud", "risk"), default="all", help="which model to train (default all)"
     )
     p.add_argument(
         "--no-promote", action="store_true", help="register the challenger but do not run the promotion gate"
@@ -352,11 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "promote",
-        help="gate the challenger against the champion on the same out-of-time data",
-        description="Score the champion and the challenger of kycrisk-fraud on the challenger's out-of-time "
-        "period and move the 'champion' alias only if the challenger is at least as good on the gate "
-        "metrics and within the fairness bounds (training/config.toml [gate]). The decision is tagged "
-        "on the model version. Exit 0 when promoted, 1 when refused.",
+        help="gate each challenger against its champion on the same out-of-time data",
+        description="For kycrisk-fraud and kycrisk-risk-tier, score the champion and the challenger on the "
+        "challenger's out-of-time period and move the 'champion' alias only if the challenger is at least "
+        "as good on the gate metrics and within the fairness bounds (training/config.toml [gate]; the "
+        "risk-tier model reads [gate.risk] over it). Models without a challenger are skipped. Decisions "
+        "are tagged on the model versions. Exit 0 when every gated challenger is promoted, 1 when one is "
+        "refused or there is no challenger at all.",
     )
     p.add_argument(
         "--data", help="data folder for the out-of-time rows (default: the challenger's training data)"
@@ -364,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="training configuration file (default training/config.toml)")
     p.add_argument(
         "--source", choices=("kycrisk", "fdh"), default="kycrisk", help="input layout (default kycrisk)"
+    )
+    p.add_argument(
+        "--model", choices=("all", "fraud", "risk"), default="all", help="which model to gate (default all)"
     )
     p.set_defaults(func=cmd_promote)
 
@@ -404,7 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(Pipeline fit, calibration, thresholds, evaluation), MLflow logging in a temporary store, and "
         "plain lightgbm.train on the same matrix; report peak memory.",
     )
-    q.add_argument("--transactions", type=_positive_int, default=1_000_000, help="about this many transactions (default 1,000,000)")
+    q.add_argument(
+        "--transactions",
+        type=_positive_int,
+        default=1_000_000,
+        help="about this many transactions (default 1,000,000)",
+    )
     q.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
     q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="one-line JSON")

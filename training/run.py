@@ -88,11 +88,18 @@ def train_fraud(
     model = fraud.fit_fraud_model(dataset, config)
     run_id, model_uri, version = log_fraud_run(model, dataset, data, config, config_file, source)
     promotion = promote_fraud(data, config, source=source).to_dict() if promote_after else None
-    return FraudRunResult(run_id=run_id, model_uri=model_uri, version=version, metrics=model.metrics, promotion=promotion)
+    return FraudRunResult(
+        run_id=run_id, model_uri=model_uri, version=version, metrics=model.metrics, promotion=promotion
+    )
 
 
 def log_fraud_run(
-    model: fraud.TrainedFraudModel, dataset: fraud.FraudData, data: Path, config: dict[str, Any], config_file: Path, source: str = "kycrisk"
+    model: fraud.TrainedFraudModel,
+    dataset: fraud.FraudData,
+    data: Path,
+    config: dict[str, Any],
+    config_file: Path,
+    source: str = "kycrisk",
 ) -> tuple[str, str, str]:
     """Log a trained fraud model as one MLflow run and register it as the challenger.
 
@@ -107,8 +114,12 @@ def log_fraud_run(
     tags = {TAG_DATA: str(data.resolve()), TAG_SOURCE: source}
     with tracking.start_run(EXPERIMENT, run_name=f"fraud-{feature_set}", tags=tags) as run:
         tracking.log_config_file(config_file)
-        tracking.log_params_flat({"fraud": config["fraud"], "split": config["split"], "policy": config["policy"]})
-        tracking.log_params_flat({"feature_set": dataset.feature_set_id, "data.path": str(data.resolve()), "data.sha256": digest})
+        tracking.log_params_flat(
+            {"fraud": config["fraud"], "split": config["split"], "policy": config["policy"]}
+        )
+        tracking.log_params_flat(
+            {"feature_set": dataset.feature_set_id, "data.path": str(data.resolve()), "data.sha256": digest}
+        )
         tracking.log_params_flat({f"split.{k}": v for k, v in split.to_dict().items()})
         tracking.log_dataset_input(model.train_frame, "train", data.resolve(), "training", digest=digest)
         tracking.log_dataset_input(model.test_frame, "test", data.resolve(), "test", digest=digest)
@@ -121,7 +132,9 @@ def log_fraud_run(
             tables_dir.mkdir()
             model.pattern_recall.to_csv(tables_dir / "pattern_recall.csv", index=False)
             model.psi.to_csv(tables_dir / "psi_by_feature.csv")
-            M.reliability_table(model.test_y, model.test_scores).to_csv(tables_dir / "reliability.csv", index=False)
+            M.reliability_table(model.test_y, model.test_scores).to_csv(
+                tables_dir / "reliability.csv", index=False
+            )
             (tables_dir / "tier_policy.json").write_text(model.policy.to_json())
             tracking.log_figure_files(sorted(tables_dir.iterdir()), artifact_path="tables")
         metadata = {
@@ -142,7 +155,11 @@ def log_fraud_run(
         version = tracking.register(
             info.model_uri,
             FRAUD_MODEL,
-            tags={"feature_set": dataset.feature_set_id, "run_id": run.info.run_id, TAG_DATA: str(data.resolve())},
+            tags={
+                "feature_set": dataset.feature_set_id,
+                "run_id": run.info.run_id,
+                TAG_DATA: str(data.resolve()),
+            },
         )
     return run.info.run_id, info.model_uri, str(version.version)
 
@@ -169,7 +186,8 @@ def promote_fraud(
     period = loaded.metadata["training_period"]
     tables = load_tables(folder, source)
     frames: dict[str, tuple] = {}
-    gate = tracking.Gate.from_dict(config["gate"])
+    # [gate.risk] is the risk-tier model's override (training/run_risk.py), not a gate field
+    gate = tracking.Gate.from_dict({k: v for k, v in config["gate"].items() if k != "risk"})
     review_cost = config["policy"]["review_cost"]
 
     def oot(feature_set: str):

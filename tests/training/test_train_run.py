@@ -54,7 +54,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     config = _write_config(tmp_path_factory.mktemp("cfg") / "config.toml")
-    out = _run(["train", "--data", str(data_dir), "--config", str(config)])
+    out = _run(["train", "--model", "fraud", "--data", str(data_dir), "--config", str(config)])
     return json.loads(out)["fraud"], config
 
 
@@ -75,8 +75,19 @@ def test_train_logs_a_complete_run_and_registers_the_first_champion(first_run) -
     client = MlflowClient()
     run = client.get_run(result["run_id"])
     metrics = run.data.metrics
-    for key in ("auc_roc", "average_precision", "recall_at_fpr_1pct", "recall_at_fpr_5pct", "precision_top100_per_day",
-                "expected_cost_saved", "brier", "ece", "auto_decision_rate", "psi.score", "tier_share.low"):
+    for key in (
+        "auc_roc",
+        "average_precision",
+        "recall_at_fpr_1pct",
+        "recall_at_fpr_5pct",
+        "precision_top100_per_day",
+        "expected_cost_saved",
+        "brier",
+        "ece",
+        "auto_decision_rate",
+        "psi.score",
+        "tier_share.low",
+    ):
         assert key in metrics, key
     assert any(k.startswith("pattern.account_takeover") for k in metrics)
     assert any(k.startswith("segment.buyer_type.") for k in metrics)
@@ -113,10 +124,14 @@ def test_unknown_categories_and_missing_values_are_scored(first_run, data_dir: P
     assert np.isfinite(scores).all()
 
 
-def test_a_worse_challenger_is_refused_and_the_refusal_recorded(first_run, data_dir: Path, tmp_path: Path) -> None:
+def test_a_worse_challenger_is_refused_and_the_refusal_recorded(
+    first_run, data_dir: Path, tmp_path: Path
+) -> None:
     result, _ = first_run
     weak = _write_config(tmp_path / "weak.toml", n_estimators=1, num_leaves=2, max_depth=1)
-    out = json.loads(_run(["train", "--data", str(data_dir), "--config", str(weak)]))["fraud"]
+    out = json.loads(_run(["train", "--model", "fraud", "--data", str(data_dir), "--config", str(weak)]))[
+        "fraud"
+    ]
     assert out["promotion"]["decision"] == "refused"
     version = out["registered"].split("/")[1]
     tags = MlflowClient().get_model_version(FRAUD_MODEL, version).tags
@@ -125,7 +140,7 @@ def test_a_worse_challenger_is_refused_and_the_refusal_recorded(first_run, data_
     champion = tracking.get_alias_version(FRAUD_MODEL, tracking.CHAMPION)
     assert str(champion.version) == result["registered"].split("/")[1]
     # `kycrisk promote` on the same challenger refuses again, with exit code 1.
-    assert main(["promote", "--data", str(data_dir)]) == 1
+    assert main(["promote", "--model", "fraud", "--data", str(data_dir)]) == 1
 
 
 def test_training_uses_only_labels_known_at_the_cut_off(first_run, data_dir: Path) -> None:
@@ -136,7 +151,11 @@ def test_training_uses_only_labels_known_at_the_cut_off(first_run, data_dir: Pat
     model = fraud.fit_fraud_model(dataset, config)
     cutoff = model.split.label_cutoffs()["refit"]
     labels = tables["labels"]
-    known = labels[(labels["entity_type"] == "transaction") & (labels["known_at"] < cutoff) & labels["label"].isin(["fraud", "money_laundering", "restricted_goods"])]
+    known = labels[
+        (labels["entity_type"] == "transaction")
+        & (labels["known_at"] < cutoff)
+        & labels["label"].isin(["fraud", "money_laundering", "restricted_goods"])
+    ]
     train_ids = set(model.train_frame["transaction_id"])
     assert model.metrics["positives.train_known"] == len(train_ids & set(known["entity_id"]))
     later = labels[(labels["entity_type"] == "transaction") & (labels["known_at"] >= cutoff)]
