@@ -293,6 +293,12 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_benchmark_fdh(args: argparse.Namespace) -> int:
+    from training.benchmark_fdh import main_args
+
+    return main_args(args)
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -425,6 +431,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=("all", "fraud", "risk"), default="all", help="which model to gate (default all)"
     )
     p.set_defaults(func=cmd_promote)
+
+    from training.benchmark_fdh import add_arguments as add_fdh_arguments  # light import
+
+    p = sub.add_parser(
+        "benchmark",
+        help="external benchmarks beside their published results",
+        description="Run an external benchmark's protocol end to end with our pipeline.",
+    )
+    xsub = p.add_subparsers(dest="benchmark_name", required=True, metavar="BENCHMARK")
+    q = xsub.add_parser(
+        "fdh",
+        help="Fraud Detection Handbook: our rows beside the published rows",
+        description="The Fraud Detection Handbook's protocol (ch3 or prequential) with our adapter, feature "
+        "engine and LightGBM; hyperparameters chosen on earlier weeks, never the test week. Prints our "
+        "rows beside the published ones; --json prints the best feature set's metrics.",
+    )
+    add_fdh_arguments(q)
+    q.set_defaults(func=cmd_benchmark_fdh)
 
     p = sub.add_parser(
         "bench",
