@@ -269,6 +269,14 @@ def cmd_bench_features(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench_online(args: argparse.Namespace) -> int:
+    from features.bench_features import run_online
+
+    result = run_online(n_warm=args.warm, n_measure=args.events, feature_set=args.feature_set)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return EXIT_OK
+
+
 def cmd_bench_screening(args: argparse.Namespace) -> int:
     from features.bench_screening import run
 
@@ -480,6 +488,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="one-line JSON")
     q.set_defaults(func=cmd_bench_screening)
+    q = bsub.add_parser(
+        "online",
+        help="online feature engine: single-event latency on a warm sqlite state",
+        description="Replay synthetic events into a sqlite state, then time single-event feature "
+        "computation and the transactional state update (p50/p99, wall clock and CPU).",
+    )
+    q.add_argument(
+        "--warm", type=_positive_int, default=30_000, help="events replayed first (default 30,000)"
+    )
+    q.add_argument("--events", type=_positive_int, default=2_000, help="events measured (default 2,000)")
+    q.add_argument("--feature-set", default="fraud_v1", help="feature set (default fraud_v1)")
+    q.add_argument("--json", action="store_true", help="one-line JSON")
+    q.set_defaults(func=cmd_bench_online)
     q = bsub.add_parser(
         "train",
         help="full fraud training run vs plain lightgbm.train",
