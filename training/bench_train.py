@@ -31,14 +31,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(n_transactions: int = 1_000_000, days: int = 365, seed: int = 0, config_path: Path | None = None, log_to_mlflow: bool = True) -> dict:
+def run(
+    n_transactions: int = 1_000_000,
+    days: int = 365,
+    seed: int = 0,
+    config_path: Path | None = None,
+    log_to_mlflow: bool = True,
+) -> dict:
     """Measure training time and memory for about ``n_transactions`` transactions.
 
     Returns:
         ``{"transactions", "features_s", "fit_total_s", "pipeline_fit_s", "calibrate_s",
-        "evaluate_s", "mlflow_log_s", "plain_lgbm_train_s", "wrapper_overhead_ratio",
+        "evaluate_s", "mlflow_log_s", "pipeline_fit_best_s", "plain_lgbm_train_s",
+        "wrapper_overhead_ratio",
         "peak_rss_mb", "auc_roc", "average_precision", ...}``: ``wrapper_overhead_ratio`` is our
-        Pipeline fit over plain ``lightgbm.train`` on the same rows and parameters.
+        Pipeline fit over plain ``lightgbm.train`` on the same rows and parameters (each the
+        best of two alternated runs).
     """
     from training.run import DEFAULT_CONFIG
 
@@ -68,19 +76,28 @@ def run(n_transactions: int = 1_000_000, days: int = 365, seed: int = 0, config_
         # Reference: plain lightgbm.train with the same parameters on the prepared training matrix.
         frame = fraud._categoricals_as_text(data.frame)
         train, _, _ = split_frame(frame, fraud.TIME_COLUMN, model.split)
-        y = label_targets(train, data.labels, model.split.label_cutoffs()["refit"], id_col="transaction_id").to_numpy()
+        y = label_targets(
+            train, data.labels, model.split.label_cutoffs()["refit"], id_col="transaction_id"
+        ).to_numpy()
         matrix = model.uncalibrated[:-1].transform(train)
         params = dict(config["fraud"]["lightgbm"])
         rounds = params.pop("n_estimators")
         params = {"objective": "binary", **params}
-        # Timed twice, best kept: these machines are shared and OpenMP threads suffer from load.
-        timings = []
+        # Our Pipeline fit (profile transforms, encoding, LightGBM on a DataFrame) and plain
+        # lightgbm.train, alternated twice with the best of each kept: these machines are shared
+        # and OpenMP threads suffer badly from load, so one-shot timings are not comparable.
+        lgbm_params = dict(config["fraud"]["lightgbm"])
+        ours, plain = [], []
         for _ in range(2):
             started = time.perf_counter()
+            fraud.build_pipeline(train, lgbm_params).fit(train, y)
+            ours.append(time.perf_counter() - started)
+            started = time.perf_counter()
             lgb.train(params, lgb.Dataset(matrix.to_numpy(dtype=np.float64), label=y), num_boost_round=rounds)
-            timings.append(time.perf_counter() - started)
-        out["plain_lgbm_train_s"] = min(timings)
-        out["wrapper_overhead_ratio"] = out["pipeline_fit_s"] / out["plain_lgbm_train_s"]
+            plain.append(time.perf_counter() - started)
+        out["pipeline_fit_best_s"] = min(ours)
+        out["plain_lgbm_train_s"] = min(plain)
+        out["wrapper_overhead_ratio"] = out["pipeline_fit_best_s"] / out["plain_lgbm_train_s"]
 
         if log_to_mlflow:
             from training import run as training_run
