@@ -43,9 +43,17 @@ def test_walkthroughs_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     from training import tracking
     from training.run import DEFAULT_CONFIG, FRAUD_MODEL, log_fraud_run, promote_fraud
 
-    if tracking.get_alias_version(FRAUD_MODEL, tracking.CHAMPION) is None:
+    created = tracking.get_alias_version(FRAUD_MODEL, tracking.CHAMPION) is None
+    if created:
         # Log the model the first notebook trained, as `kycrisk train` would (without refitting).
         log_fraud_run(ns["model"], ns["dataset"], tmp_path / "data", ns["config"], DEFAULT_CONFIG)
         promote_fraud(tmp_path / "data", ns["config"])
-    ns = _run_notebook(ROOT / "notebooks" / "auditor_walkthrough.ipynb")
-    assert "Model card" in ns["card"]
+    try:
+        ns = _run_notebook(ROOT / "notebooks" / "auditor_walkthrough.ipynb")
+        assert "Model card" in ns["card"]
+    finally:
+        if created:
+            # Leave the session's registry as we found it: later tests train the first champion.
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient().delete_registered_model(FRAUD_MODEL)

@@ -307,6 +307,54 @@ def cmd_benchmark_fdh(args: argparse.Namespace) -> int:
     return main_args(args)
 
 
+# --- serving --------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the scoring service: ``bentoml serve serving.service:KycRiskService`` in this process.
+
+    ``training`` must not import ``serving`` (DESIGN.md §2): the service is started by name and
+    configured through environment variables (documented in serving/service.py).
+    """
+    import os
+    import shutil
+
+    env = dict(os.environ)
+    if args.state:
+        env["KYCRISK_STATE_DIR"] = str(Path(args.state).resolve())
+    if args.seed:
+        env["KYCRISK_SEED_DATA"] = str(Path(args.seed).resolve())
+    if args.tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    if not env.get("KYCRISK_API_KEY") and env.get("KYCRISK_AUTH", "").lower() != "off":
+        raise UsageError("set KYCRISK_API_KEY (and KYCRISK_AUDITOR_KEY for GET /decisions) first")
+    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
+    if bentoml is None:
+        raise UsageError("the bentoml command is not installed in this environment")
+    argv = [bentoml, "serve", "serving.service:KycRiskService", "--host", args.host, "--port", str(args.port)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(bentoml, argv, env)  # replaces this process: signals reach the server directly
+    return EXIT_OK  # not reached
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the decision log's hash chain (read-only)."""
+    import importlib
+    import os
+
+    # The decision log lives in serving/, which training must not import at module level; the
+    # audit command loads it by name, like `serve` starts the service by name.
+    decision_log = importlib.import_module("serving.decision_log")
+    path = Path(args.log)
+    if not path.is_file():
+        raise FileNotFoundError(f"decision log {path} not found")
+    key = os.environ.get("KYCRISK_DECISION_LOG_KEY")
+    report = decision_log.verify_path(path, key=key.encode() if key else None)
+    print(report.to_json() if args.json else str(report))
+    return EXIT_OK if report.ok else EXIT_FOUND_PROBLEMS
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -439,6 +487,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=("all", "fraud", "risk"), default="all", help="which model to gate (default all)"
     )
     p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser(
+        "serve",
+        help="start the scoring service (BentoML)",
+        description="Start the BentoML scoring service with the champion models of the registry "
+        "(POST /score, /score_batch, /onboard, /events; GET /decisions/{id}). Needs KYCRISK_API_KEY "
+        "and KYCRISK_AUDITOR_KEY; other settings in serving/service.py.",
+    )
+    p.add_argument(
+        "--state", type=Path, default=None, help="state folder (KYCRISK_STATE_DIR, default ./state)"
+    )
+    p.add_argument("--seed", type=Path, default=None, help="data folder to seed an empty state from")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the champion")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=3000, help="port (default 3000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "audit",
+        help="auditors' checks of the decision log",
+        description="Auditors' checks of the decision log.",
+    )
+    asub = p.add_subparsers(dest="audit_command", required=True, metavar="CHECK")
+    q = asub.add_parser(
+        "verify",
+        help="verify the decision log's hash chain (exit 1 if broken)",
+        description="Recompute the hash chain of the decision log and report the first edited, inserted, "
+        "deleted or reordered record. Uses KYCRISK_DECISION_LOG_KEY when the log is keyed (HMAC).",
+    )
+    q.add_argument(
+        "--log", default="state/decisions.sqlite", help="decision log file (default state/decisions.sqlite)"
+    )
+    q.add_argument("--json", action="store_true", help="JSON report")
+    q.set_defaults(func=cmd_audit_verify)
 
     from training.benchmark_fdh import add_arguments as add_fdh_arguments  # light import
 

@@ -1,0 +1,151 @@
+"""Serving fixtures: a small generated marketplace and a fraud champion trained on it, once per session.
+
+The model lives in the session's temporary MLflow store (``tests/conftest.py``); the data is held
+out of its last day, which the tests score as new orders (so the online state after seeding sees
+exactly the history the batch engine sees for those orders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from features.synthetic import generate, write_dataset
+from training import tracking
+from training.run import DEFAULT_CONFIG, FRAUD_MODEL
+
+
+@dataclasses.dataclass(frozen=True)
+class Champion:
+    data: Path  # the full generated folder (training data)
+    history: Path  # the same tables without the held-out orders (what the service is seeded with)
+    held_out: pd.DataFrame  # the last orders, scored by the tests as new requests
+    version: str
+
+
+def _small_config(path: Path) -> Path:
+    text = DEFAULT_CONFIG.read_text()
+    lines, section = [], None
+    params = {"n_estimators": 60, "n_jobs": 1}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        key = stripped.split("=")[0].strip()
+        if section == "[fraud.lightgbm]" and key in params:
+            line = f"{key} = {params[key]!r}"
+        if section == "[split]" and key == "label_delay_days":
+            line = "label_delay_days = 21"  # a short history needs labelled positives in validation
+        if section == "[gate.fairness_min]" and key.startswith('"segment.'):
+            line = f"{key} = 0.01"
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    assert tomllib.loads(path.read_text())["fraud"]["lightgbm"]["n_estimators"] == 60
+    return path
+
+
+@pytest.fixture(scope="package")
+def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_store) -> Iterator[Champion]:
+    """A small fraud model made champion for the serving tests, removed again afterwards.
+
+    Package scope: the registry is shared by the whole session, and other packages' tests expect
+    to find it as they left it (e.g. "the first model becomes champion").
+    """
+    from training.run import train_fraud
+
+    root = tmp_path_factory.mktemp("serving")
+    data = root / "data"
+    data.mkdir()
+    write_dataset(generate(n_customers=500, days=300, seed=3), data, seed=3)
+    client = MlflowClient()
+    existed = tracking.get_alias_version(FRAUD_MODEL, tracking.CHALLENGER) is not None or _registered(client)
+    previous = {
+        a: tracking.get_alias_version(FRAUD_MODEL, a) for a in (tracking.CHAMPION, tracking.CHALLENGER)
+    }
+    result = train_fraud(data, _small_config(root / "config.toml"), promote_after=False)
+    # The promotion gate is tested in tests/training; here the new version simply becomes champion.
+    client.set_registered_model_alias(FRAUD_MODEL, tracking.CHAMPION, result.version)
+    # Hold out the last 20 orders: the service is seeded with everything before them.
+    transactions = pd.read_parquet(data / "transactions.parquet").sort_values("occurred_at", kind="stable")
+    held_out = transactions.tail(20).reset_index(drop=True)
+    history = root / "history"
+    history.mkdir()
+    for file in data.glob("*.parquet"):
+        table = pd.read_parquet(file)
+        if file.stem == "transactions":
+            table = table[~table["transaction_id"].isin(held_out["transaction_id"])]
+        elif file.stem == "labels":
+            table = table[~table["entity_id"].isin(held_out["transaction_id"])]
+        elif file.stem in ("account_events",):
+            table = table[table["occurred_at"] < held_out["occurred_at"].min()]
+        table.to_parquet(history / file.name)
+    yield Champion(data=data, history=history, held_out=held_out, version=result.version)
+    if not existed:
+        client.delete_registered_model(FRAUD_MODEL)
+        return
+    client.delete_model_version(FRAUD_MODEL, result.version)
+    for alias, version in previous.items():
+        if version is not None:
+            client.set_registered_model_alias(FRAUD_MODEL, alias, str(version.version))
+
+
+def _registered(client: MlflowClient) -> bool:
+    try:
+        client.get_registered_model(FRAUD_MODEL)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="package")
+def seeded_state(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Path:
+    """A state folder seeded once from the history (profiles, screening, replayed features).
+
+    Tests copy it (``fresh_state``) so that each module starts from the same state.
+    """
+    from serving.scorer import Scorer
+
+    folder = tmp_path_factory.mktemp("seeded") / "state"
+    scorer = Scorer.from_registry(state_dir=folder)
+    counts = scorer.seed(champion.history)
+    assert counts["customers"] == 500 and counts["transactions"] > 1000, counts
+    scorer.close()
+    return folder
+
+
+def fresh_state(seeded: Path, target: Path) -> Path:
+    """A copy of a seeded state folder (sqlite files are closed: a plain copy is consistent)."""
+    shutil.copytree(seeded, target)
+    return target
+
+
+def order_request(row: dict, transaction_id: str | None = None) -> dict:
+    """A held-out transactions row as a JSON request body."""
+    out = {}
+    for key, value in row.items():
+        if key not in {f for f in _ORDER_FIELDS}:
+            continue
+        if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+            value = None
+        elif isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        elif hasattr(value, "item"):
+            value = value.item()
+        out[key] = value
+    if transaction_id is not None:
+        out["transaction_id"] = transaction_id
+    return out
+
+
+_ORDER_FIELDS = (
+    "transaction_id", "occurred_at", "buyer_id", "seller_id", "amount", "currency", "goods_category",
+    "unit_price", "quantity", "payment_method", "buyer_country", "seller_country", "device_id",
+    "ip_address", "ip_country",
+)  # fmt: skip
