@@ -173,7 +173,7 @@ def _span(later: int | None, earlier: int | None, unit: int) -> float:
 
 
 def _text(value: Any) -> Any:
-    """A categorical value as the Pipeline sees it after ``fraud._categoricals_as_text`` (NaN when missing)."""
+    """A categorical value as the Pipeline sees it after ``fraud.categoricals_as_text`` (NaN when missing)."""
     value = _plain(value)
     return math.nan if value is None else str(value)
 
@@ -507,7 +507,7 @@ class Scorer:
             [{f"{party}_{c}": profile.get(c) for c in self._profile_columns} for _, _, profile in items]
         )
         frame[fraud.TIME_COLUMN] = reference
-        out = self._profile_steps[party].transform(fraud._categoricals_as_text(frame))
+        out = self._profile_steps[party].transform(fraud.categoricals_as_text(frame))
         dynamic = {f"{party}_{n}" for n in TIME_DEPENDENT} | {fraud.TIME_COLUMN}
         keep = [c for c in out.columns if c not in dynamic]
         for (cid, version, profile), values in zip(
@@ -660,7 +660,7 @@ class Scorer:
     def decide_pipeline(self, event: Mapping[str, Any], history: Mapping[str, float]) -> dict[str, Any]:
         """The decision of one order through the pandas Pipeline (the reference the fast path must equal)."""
         frame = self.model_input(event, history)
-        text = fraud._categoricals_as_text(frame)
+        text = fraud.categoricals_as_text(frame)
         prepared = self.pipeline[: self.n_prepare].transform(text)
         encoded = self.pipeline[self.n_prepare : -1].transform(prepared)
         probability = float(self.pipeline[-1].predict_proba(encoded)[:, 1][0])

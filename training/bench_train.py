@@ -74,7 +74,7 @@ def run(
         out["train_rows"] = model.train_rows
 
         # Reference: plain lightgbm.train with the same parameters on the prepared training matrix.
-        frame = fraud._categoricals_as_text(data.frame)
+        frame = fraud.categoricals_as_text(data.frame)
         train, _, _ = split_frame(frame, fraud.TIME_COLUMN, model.split)
         y = label_targets(
             train, data.labels, model.split.label_cutoffs()["refit"], id_col="transaction_id"

@@ -133,22 +133,24 @@ def build_pipeline(frame: pd.DataFrame, lgbm_params: dict[str, Any]) -> Pipeline
             ("seller_profile", PartyProfileFeatures(party="seller", time_column=TIME_COLUMN)),
             ("event_risk", EventRiskFeatures()),
             ("drop", DropFeatures(features_to_drop=drop)),
-            (
-                "encode",
-                OrdinalEncoder(
-                    encoding_method="arbitrary",
-                    variables=categorical,
-                    missing_values="ignore",
-                    unseen="encode",
-                    ignore_format=True,
-                ),
-            ),
+            ("encode", categorical_encoder(categorical)),
             ("model", lgb.LGBMClassifier(**lgbm_params)),
         ]
     )
 
 
-def _categoricals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+def categorical_encoder(categorical: list[str]) -> OrdinalEncoder:
+    """The models' categorical encoding: arbitrary integer codes; unseen and missing values → -1."""
+    return OrdinalEncoder(
+        encoding_method="arbitrary",
+        variables=categorical,
+        missing_values="ignore",
+        unseen="encode",
+        ignore_format=True,
+    )
+
+
+def categoricals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical columns as pandas' string dtype with NaN for missing (one encoding everywhere)."""
     out = frame.copy()
     for column in CATEGORICAL:
@@ -168,12 +170,12 @@ def lgbm_of(model) -> lgb.LGBMClassifier:
 
 def model_features(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame after the preparation steps: what the decision log stores (no personal data)."""
-    return pipeline[:N_PREPARE_STEPS].transform(_categoricals_as_text(frame))
+    return pipeline[:N_PREPARE_STEPS].transform(categoricals_as_text(frame))
 
 
 def predict_proba(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     """Calibrated fraud probability per row."""
-    return pipeline.predict_proba(_categoricals_as_text(frame))[:, 1]
+    return pipeline.predict_proba(categoricals_as_text(frame))[:, 1]
 
 
 @dataclass
@@ -219,7 +221,7 @@ def fit_fraud_model(data: FraudData, config: dict[str, Any]) -> TrainedFraudMode
     timings = dict(data.timings)
     split_cfg = config["split"]
     delay = f"{int(split_cfg['label_delay_days'])}D"
-    frame = _categoricals_as_text(data.frame)
+    frame = categoricals_as_text(data.frame)
     frame["_amount_usd"] = data.amount_usd.to_numpy()
     split = make_time_splits(
         frame[TIME_COLUMN],

@@ -56,7 +56,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from feature_engine.encoding import OrdinalEncoder
 from feature_engine.selection import DropFeatures
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
@@ -80,7 +79,7 @@ from features.profile import PERSONAL_COLUMNS, PartyProfileFeatures
 from features.reference import load_reference
 from features.screening import WatchlistScreener
 from training import metrics as M
-from training.fraud import lgbm_of, tier_metrics
+from training.fraud import categorical_encoder, lgbm_of, tier_metrics
 from training.policy import ACTIONS, TIERS, TierPolicy, choose_thresholds
 from training.splits import TimeSplit, make_time_splits, split_frame
 
@@ -322,16 +321,7 @@ def build_pipeline(frame: pd.DataFrame, lgbm_params: dict[str, Any]) -> Pipeline
         [
             ("customer_profile", PartyProfileFeatures(party=PARTY, time_column=TIME_COLUMN)),
             ("drop", DropFeatures(features_to_drop=drop)),
-            (
-                "encode",
-                OrdinalEncoder(
-                    encoding_method="arbitrary",
-                    variables=categorical,
-                    missing_values="ignore",
-                    unseen="encode",
-                    ignore_format=True,
-                ),
-            ),
+            ("encode", categorical_encoder(categorical)),
             ("model", lgb.LGBMClassifier(**lgbm_params)),
         ]
     )

@@ -146,10 +146,7 @@ def log_fraud_run(
             "data_sha256": digest,
             "n_prepare_steps": fraud.N_PREPARE_STEPS,
         }
-        sample = fraud._categoricals_as_text(model.test_frame.head(2000))
-        # MLflow signatures hold tz-naive datetimes; the Pipeline reads naive times as UTC.
-        for column in sample.select_dtypes(include="datetimetz").columns:
-            sample[column] = sample[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        sample = fraud.categoricals_as_text(model.test_frame.head(2000))
         info = tracking.log_pipeline(model.pipeline, "fraud_model", sample, metadata=metadata)
         tracking.log_text(model_card(model, dataset, data, config, info.model_uri), "model_card.md")
         version = tracking.register(

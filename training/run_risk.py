@@ -206,9 +206,6 @@ def log_risk_run(
             "n_prepare_steps": risk.N_PREPARE_STEPS,
         }
         sample = risk.categoricals_as_text(model.test_frame.head(2000))
-        # MLflow signatures hold tz-naive datetimes; the Pipeline reads naive times as UTC.
-        for column in sample.select_dtypes(include="datetimetz").columns:
-            sample[column] = sample[column].dt.tz_convert("UTC").dt.tz_localize(None)
         info = tracking.log_pipeline(model.pipeline, "risk_model", sample, metadata=metadata)
         tracking.log_text(model_card(model, dataset, data, config, info.model_uri), "model_card.md")
         version = tracking.register(

@@ -715,6 +715,11 @@ def log_pipeline(
     trusted = trusted_types_for(pipeline, extra_trusted_types)
     if predictions is None:
         predictions = getattr(pipeline, pyfunc_predict_fn)(signature_input)
+    # MLflow signatures and input examples hold tz-naive datetimes: record UTC wall times (the
+    # pipelines read naive times as UTC).
+    signature_input = signature_input.copy()
+    for column in signature_input.select_dtypes(include="datetimetz").columns:
+        signature_input[column] = signature_input[column].dt.tz_convert("UTC").dt.tz_localize(None)
     signature: ModelSignature = infer_signature(signature_input, predictions)
     git = git_commit()
     full_metadata = {
