@@ -355,6 +355,20 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FOUND_PROBLEMS
 
 
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    """Recompute a logged decision from its logged features with its logged model version."""
+    import importlib
+
+    # serving.replay is loaded by name, like the service (training must not import serving).
+    replay = importlib.import_module("serving.replay")
+    try:
+        report = replay.replay_decision(Path(args.log), args.decision_id)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    print(json.dumps(report.to_dict(), indent=2) if args.json else str(report))
+    return EXIT_OK if report.matches else EXIT_FOUND_PROBLEMS
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -521,6 +535,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--json", action="store_true", help="JSON report")
     q.set_defaults(func=cmd_audit_verify)
+    q = asub.add_parser(
+        "replay",
+        help="recompute a logged decision and show that it matches (exit 1 if not)",
+        description="Load the model version a decision names from the registry, run it on the decision's "
+        "logged features, apply that version's tier policy, and compare probability, tier and action with "
+        "the log.",
+    )
+    q.add_argument("decision_id", help="the decision to replay")
+    q.add_argument(
+        "--log", default="state/decisions.sqlite", help="decision log file (default state/decisions.sqlite)"
+    )
+    q.add_argument("--json", action="store_true", help="JSON report")
+    q.set_defaults(func=cmd_audit_replay)
 
     from training.benchmark_fdh import add_arguments as add_fdh_arguments  # light import
 

@@ -232,3 +232,15 @@ def test_fast_path_equals_the_pandas_pipeline(tmp_path, champion, seeded_state) 
             scorer.features.apply_transaction(event)
     finally:
         scorer.close()
+
+
+def test_audit_replay_recomputes_logged_decisions(state) -> None:
+    from serving.replay import replay_decision
+
+    scorer, folder, responses = state
+    for response in responses[:5]:
+        report = replay_decision(folder / "decisions.sqlite", response.decision_id)
+        assert report.matches, str(report)
+        assert report.version == response.models["kycrisk-fraud"]
+    with pytest.raises(KeyError, match="no decision"):
+        replay_decision(folder / "decisions.sqlite", "01NOSUCHDECISION")
