@@ -265,6 +265,7 @@ def _build_catalogue() -> dict[str, str]:
         "CROSS_BORDER": "buyer and seller in different countries",
         "IP_COUNTRY_MISMATCH": "IP address in a country other than the buyer's (shipping) country",
         "PRICE_BELOW_REFERENCE": "unit price compared with the category reference price",
+        "RISKY_GOODS": "risk class of the goods category (restricted goods such as precursor chemicals highest)",
         "ORDER_TIME": "hour of day and day of week of the order",
         "QUANTITY": "number of units ordered",
         "GOODS_CATEGORY": "category of the goods",
@@ -731,6 +732,12 @@ def _country_risk(party: str, what: str, raw_key: str) -> Renderer:
     return render
 
 
+def _event_country_risk(what: str, country: Any, v: Any) -> str:
+    where = f" ({country})" if isinstance(country, str) and country else ""
+    level = _risk_level(float(v), 0.8, 0.5)
+    return f"the {what}{where} is a {level}-risk country (risk score {float(v):.2f})"
+
+
 def _binary(yes: str, no: str) -> Renderer:
     return lambda v, raw: yes if _flag(v) else no
 
@@ -1040,6 +1047,32 @@ _ORDER_SPECS: dict[str, tuple[str, str, Renderer]] = {
             "the buyer and the seller are in different countries (cross-border order)",
             "the buyer and the seller are in the same country",
         ),
+    ),
+    "goods_category_risk": (
+        "RISKY_GOODS",
+        "the risk class of the goods category",
+        lambda v, raw: (
+            f"the goods ({raw.get('goods_category') or 'this category'}) are "
+            + {0.0: "a low-risk", 1.0: "a restricted"}.get(
+                round(float(v), 2), "a high-risk" if float(v) > 0.5 else "a medium-risk"
+            )
+            + " category"
+        ),
+    ),
+    "ip_country_risk": (
+        "HIGH_RISK_COUNTRY",
+        "the risk of the IP address's country",
+        lambda v, raw: _event_country_risk("IP address's country", raw.get("ip_country"), v),
+    ),
+    "buyer_country_risk": (
+        "HIGH_RISK_COUNTRY",
+        "the risk of the country the goods ship to",
+        lambda v, raw: _event_country_risk("country the goods ship to", raw.get("buyer_country"), v),
+    ),
+    "seller_country_risk": (
+        "HIGH_RISK_COUNTRY",
+        "the risk of the country the goods ship from",
+        lambda v, raw: _event_country_risk("country the goods ship from", raw.get("seller_country"), v),
     ),
     "ip_country_mismatch": (
         "IP_COUNTRY_MISMATCH",

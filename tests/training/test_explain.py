@@ -611,3 +611,17 @@ def test_bench_runs_on_a_tiny_grid():
         assert key in row
     assert "Explainer.explain(dict): row + score + top-5 reasons" in result["call_paths"]["latency"]
     assert "Recommendation" in format_report(result)
+
+
+def test_event_risk_features_have_sentences_from_their_values() -> None:
+    from training.explain import describe_feature, message_for
+
+    assert describe_feature("goods_category_risk").code == "RISKY_GOODS"
+    assert message_for("goods_category_risk", 1.0, {"goods_category": "precursor_chemicals"}) == (
+        "the goods (precursor_chemicals) are a restricted category"
+    )
+    assert "IP address's country (IR) is a high-risk country" in message_for(
+        "ip_country_risk", 0.9, {"ip_country": "IR"}
+    )
+    for name in ("ip_country_risk", "buyer_country_risk", "seller_country_risk"):
+        assert describe_feature(name).code == "HIGH_RISK_COUNTRY"
