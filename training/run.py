@@ -146,19 +146,51 @@ def log_fraud_run(
             "data_sha256": digest,
             "n_prepare_steps": fraud.N_PREPARE_STEPS,
         }
-        sample = fraud.categoricals_as_text(model.test_frame.head(2000))
-        info = tracking.log_pipeline(model.pipeline, "fraud_model", sample, metadata=metadata)
-        tracking.log_text(model_card(model, dataset, data, config, info.model_uri), "model_card.md")
-        version = tracking.register(
-            info.model_uri,
-            FRAUD_MODEL,
-            tags={
-                "feature_set": dataset.feature_set_id,
-                "run_id": run.info.run_id,
-                TAG_DATA: str(data.resolve()),
-            },
+        model_uri, version = log_and_register(
+            model.pipeline,
+            "fraud_model",
+            fraud.categoricals_as_text(model.test_frame.head(2000)),
+            metadata,
+            lambda uri: model_card(model, dataset, data, config, uri),
+            data,
+            run.info.run_id,
         )
-    return run.info.run_id, info.model_uri, str(version.version)
+    return run.info.run_id, model_uri, version
+
+
+def log_and_register(
+    pipeline: Any,
+    artifact: str,
+    sample: pd.DataFrame,
+    metadata: dict[str, Any],
+    card: Any,
+    data: Path,
+    run_id: str,
+) -> tuple[str, str]:
+    """Log a model's Pipeline and model card to the active run and register it as the challenger.
+
+    Args:
+        pipeline: the fitted Pipeline.
+        artifact: name of the logged model in the run (e.g. ``fraud_model``).
+        sample: raw input rows for the signature and input example.
+        metadata: the model's metadata; ``model_name`` is the registered name and
+            ``feature_set_id`` is tagged on the version.
+        card: builds the model card (markdown) from the logged model's URI.
+        data: the training data folder (tagged on the version).
+        run_id: the active run (tagged on the version).
+
+    Returns:
+        ``(model_uri, registered_version)``.
+    """
+    name = metadata["model_name"]
+    info = tracking.log_pipeline(pipeline, artifact, sample, metadata=metadata)
+    tracking.log_text(card(info.model_uri), "model_card.md")
+    version = tracking.register(
+        info.model_uri,
+        name,
+        tags={"feature_set": metadata["feature_set_id"], "run_id": run_id, TAG_DATA: str(data.resolve())},
+    )
+    return info.model_uri, str(version.version)
 
 
 def promote_fraud(

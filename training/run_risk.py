@@ -34,7 +34,7 @@ from training import metrics as M
 from training import plots, risk, tracking
 from training.explain import contributions
 from training.policy import TierPolicy
-from training.run import DEFAULT_CONFIG, TAG_DATA, TAG_SOURCE, load_config, load_tables
+from training.run import DEFAULT_CONFIG, TAG_DATA, TAG_SOURCE, load_config, load_tables, log_and_register
 
 log = logging.getLogger(__name__)
 
@@ -205,19 +205,16 @@ def log_risk_run(
             "data_sha256": digest,
             "n_prepare_steps": risk.N_PREPARE_STEPS,
         }
-        sample = risk.categoricals_as_text(model.test_frame.head(2000))
-        info = tracking.log_pipeline(model.pipeline, "risk_model", sample, metadata=metadata)
-        tracking.log_text(model_card(model, dataset, data, config, info.model_uri), "model_card.md")
-        version = tracking.register(
-            info.model_uri,
-            RISK_MODEL,
-            tags={
-                "feature_set": dataset.feature_set_id,
-                "run_id": run.info.run_id,
-                TAG_DATA: str(data.resolve()),
-            },
+        model_uri, version = log_and_register(
+            model.pipeline,
+            "risk_model",
+            risk.categoricals_as_text(model.test_frame.head(2000)),
+            metadata,
+            lambda uri: model_card(model, dataset, data, config, uri),
+            data,
+            run.info.run_id,
         )
-    return run.info.run_id, info.model_uri, str(version.version)
+    return run.info.run_id, model_uri, version
 
 
 def promote_risk(
