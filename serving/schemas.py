@@ -168,12 +168,24 @@ class OnboardResponse(BaseModel):
     risk_tier: Literal["low", "medium", "high"]
     action: str
     risk_score: float = Field(
-        description="Risk score the tier was decided on (model probability, or the simple rules score)."
+        description="Risk score the tier was decided on: the risk-tier model's calibrated probability "
+        "that the customer is bad, or (rules only) the simple rules score."
     )
     reasons: list[Reason]
     screening: Screening
-    models: dict[str, str]
+    models: dict[str, str] = Field(
+        description="{registered model name: version} of the model that scored (empty: rules only)."
+    )
     profile_version: int = Field(description="1 for a new customer, +1 on each update.")
+    feature_set: str | None = Field(
+        default=None, description="Feature set id of the risk-tier model (null: rules only)."
+    )
+    policy_version: str | None = Field(default=None, description="Version of the tier policy that decided.")
+    as_of: datetime | None = Field(
+        default=None,
+        description="Snapshot time the risk-tier model scored: the later of last_kyc_review_at and "
+        "onboarded_at, plus 1 microsecond (null: rules only).",
+    )
 
 
 class AccountEvent(_Request):

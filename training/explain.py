@@ -260,6 +260,17 @@ def _build_catalogue() -> dict[str, str]:
         "CUSTOMER_COUNTRY": "the customer's countries (nationality, residence, document)",
         "INDUSTRY": "declared industry",
         "SCREENING_MATCH": "similarity of the name to a sanctions or PEP list entry",
+        # customer snapshots (the risk-tier model): behaviour before the onboarding or KYC review
+        "CUSTOMER_COUNTRIES": "number of countries the customer's purchases ship from",
+        "CUSTOMER_VOLUME": "amount the customer bought and sold in the last 30 days",
+        "VOLUME_VS_DECLARED": "activity compared with the monthly volume declared at the last KYC review",
+        "CUSTOMER_VELOCITY": "time since the customer's latest order",
+        "ACCOUNT_EVENTS_RECENT": (
+            "failed logins, password resets, device, 2FA and contact changes in the last 30 days"
+        ),
+        "LINKED_ACCOUNTS": "other customers sharing a device, phone number, address or e-mail",
+        "LINKED_BAD_ACCOUNTS": "linked customers known to be bad (money laundering, synthetic identity, sanctions)",
+        "REVIEWED_LEGITIMATE": "an earlier review found the customer legitimate",
         # the order
         "ORDER_AMOUNT": "order amount",
         "CROSS_BORDER": "buyer and seller in different countries",
@@ -742,15 +753,15 @@ def _binary(yes: str, no: str) -> Renderer:
     return lambda v, raw: yes if _flag(v) else no
 
 
-def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
-    """Suffix (after ``{party}_``) -> (code, subject, renderer)."""
+def _profile_specs(party: str, event: str = "the order") -> dict[str, tuple[str, str, Renderer]]:
+    """Suffix (after ``{party}_``) -> (code, subject, renderer); times are said relative to ``event``."""
     the = f"the {party}'s"
 
     def doc_expiry(v: Any, raw: Mapping[str, Any]) -> str:
         days = float(v)
         if days < 0:
-            return f"{the} identity document expired {_days(-days)} before the order"
-        return f"{the} identity document expires {_days(days)} after the order"
+            return f"{the} identity document expired {_days(-days)} before {event}"
+        return f"{the} identity document expires {_days(days)} after {event}"
 
     def name_email(v: Any, raw: Mapping[str, Any]) -> str:
         s = float(v)
@@ -772,7 +783,7 @@ def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
         "account_age_days": (
             "NEW_ACCOUNT",
             f"{the} account age",
-            lambda v, raw: f"{the} account was opened {_days(v)} before the order",
+            lambda v, raw: f"{the} account was opened {_days(v)} before {event}",
         ),
         "doc_present": (
             "DOC_MISSING",
@@ -799,8 +810,8 @@ def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
             "DOC_EXPIRED",
             f"whether {the} identity document had expired",
             _binary(
-                f"{the} identity document had expired at the time of the order",
-                f"{the} identity document was valid at the time of the order",
+                f"{the} identity document had expired at the time of {event}",
+                f"{the} identity document was valid at the time of {event}",
             ),
         ),
         "doc_days_to_expiry": ("DOC_EXPIRED", f"the expiry of {the} identity document", doc_expiry),
@@ -815,7 +826,7 @@ def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
         "days_since_kyc_review": (
             "STALE_KYC",
             f"the time since {the} last KYC review",
-            lambda v, raw: f"{the} last KYC review was {_days(v)} before the order",
+            lambda v, raw: f"{the} last KYC review was {_days(v)} before {event}",
         ),
         "name_email_similarity": (
             "NAME_EMAIL_MISMATCH",
@@ -833,7 +844,7 @@ def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
         "email_age_days": (
             "NEW_EMAIL",
             f"the age of {the} e-mail address",
-            lambda v, raw: f"{the} e-mail address was first seen {_days(v)} before the order",
+            lambda v, raw: f"{the} e-mail address was first seen {_days(v)} before {event}",
         ),
         "nationality_risk": (
             "HIGH_RISK_COUNTRY",
@@ -869,7 +880,7 @@ def _profile_specs(party: str) -> dict[str, tuple[str, str, Renderer]]:
         "business_age_days": (
             "NEW_BUSINESS",
             f"the age of {the} business",
-            lambda v, raw: f"{the} business was registered {_days(v)} before the order",
+            lambda v, raw: f"{the} business was registered {_days(v)} before {event}",
         ),
         "industry_risk": ("HIGH_RISK_INDUSTRY", f"the risk of {the} industry", industry_risk),
         "twofa_at_onboarding": (
@@ -1117,6 +1128,224 @@ _ORDER_SPECS: dict[str, tuple[str, str, Renderer]] = {
 }
 
 
+# --- Customer snapshots (the risk-tier model, features.customer) ------------------------------
+
+# Raw inputs of a customer-snapshot decision (onboarding, KYC review) carry the snapshot time under
+# this key: behaviour features shared by name with the order model then speak of the customer
+# "before this decision" instead of "before this order".
+SNAPSHOT_CONTEXT = "as_of"
+_SNAPSHOT_EVENT = "this decision"
+
+
+def _share(what: str) -> Renderer:
+    return lambda v, raw: f"{_percent(v)} of {what}"
+
+
+def _snapshot_behaviour_specs() -> dict[str, tuple[str, str, Renderer]]:
+    """``features.customer.BEHAVIOUR_COLUMNS`` -> (code, subject, renderer), said of the customer."""
+    w30, before = "in the 30 days before this decision", "before this decision"
+    specs: dict[str, tuple[str, str, Renderer]] = {}
+    for role, verb, noun in (("buyer", "placed", "purchases"), ("seller", "received", "sales")):
+        orders = "orders as a buyer" if role == "buyer" else "orders as a seller"
+        e = role.upper()
+        for window, when in (("30d", w30), ("all", before)):
+            specs[f"{role}_txn_count_{window}"] = (
+                f"{e}_VELOCITY",
+                f"the number of {orders} {when}",
+                lambda v, raw, o=orders, w=when, vb=verb: (
+                    f"the customer {vb} {_count(v, o.replace('orders', 'order'), o)} {w}"
+                ),
+            )
+            specs[f"{role}_amount_sum_{window}"] = (
+                f"{e}_AMOUNT_VELOCITY",
+                f"the amount of the customer's {noun} {when}",
+                lambda v, raw, n=noun, w=when: f"the customer's {n} {w} add up to {_money(v)}",
+            )
+            scope = "in the past 30 days" if window == "30d" else "so far"
+            specs[f"{role}_crossborder_mean_{window}"] = (
+                "CROSS_BORDER",
+                f"the share of the customer's cross-border {noun} {scope}",
+                _share(f"the customer's {noun} {scope} crossed a border"),
+            )
+            specs[f"{role}_highrisk_mean_{window}"] = (
+                "RISKY_GOODS",
+                f"the share of high-risk goods in the customer's {noun} {scope}",
+                _share(f"the customer's {noun} {scope} were high-risk or restricted goods"),
+            )
+        specs[f"{role}_fraud_count_all"] = (
+            f"{e}_FRAUD_RATE",
+            f"the number of the customer's {noun} labelled fraud, money laundering or restricted goods",
+            lambda v, raw, n=noun: (
+                f"{_count(v, n[:-1], n)} of the customer {'was' if _int(v) == 1 else 'were'} labelled fraud, "
+                "money laundering or restricted goods (labels known before this decision)"
+            ),
+        )
+        specs[f"{role}_fraud_rate_all"] = (
+            f"{e}_FRAUD_RATE",
+            f"the share of the customer's {noun} labelled fraud, money laundering or restricted goods",
+            _share(
+                f"the customer's {noun} were labelled fraud, money laundering or restricted goods (labels known before this decision)"
+            ),
+        )
+    specs["buyer_seller_nunique_30d"] = (
+        "FAN_OUT",
+        "the number of different sellers the customer bought from in the past 30 days",
+        lambda v, raw: f"the customer bought from {_int(v):,} different sellers in the past 30 days",
+    )
+    specs["buyer_sellercountry_nunique_30d"] = (
+        "CUSTOMER_COUNTRIES",
+        "the number of countries the customer's purchases shipped from in the past 30 days",
+        lambda v, raw: (
+            f"the customer's purchases in the past 30 days shipped from {_count(v, 'country', 'countries')}"
+        ),
+    )
+    specs["buyer_ipcountry_nunique_30d"] = (
+        "MANY_IP_COUNTRIES",
+        "the number of IP countries the customer ordered from in the past 30 days",
+        lambda v, raw: (
+            f"the customer ordered from IP addresses in {_count(v, 'country', 'countries')} in the past 30 days"
+        ),
+    )
+    specs["buyer_restricted_count_all"] = (
+        "RISKY_GOODS",
+        "the number of the customer's purchases of restricted goods",
+        lambda v, raw: (
+            f"the customer bought restricted goods (such as drug precursors) {_count(v, 'time', 'times')} before this decision"
+        ),
+    )
+    specs["seller_buyer_nunique_30d"] = (
+        "FAN_IN",
+        "the number of different buyers the customer sold to in the past 30 days",
+        lambda v, raw: f"the customer sold to {_int(v):,} different buyers in the past 30 days",
+    )
+    specs["seller_buyercountry_nunique_30d"] = (
+        "SELLER_BUYER_COUNTRIES",
+        "the number of countries the customer's sales shipped to in the past 30 days",
+        lambda v, raw: (
+            f"the customer's sales in the past 30 days shipped to {_count(v, 'country', 'countries')}"
+        ),
+    )
+
+    def price(v: Any, raw: Mapping[str, Any]) -> str:
+        ratio = math.exp(float(v))
+        if ratio < 0.95:
+            return f"the customer's sales in the past 30 days were priced {100 * (1 - ratio):.0f}% below the category reference prices on average"
+        if ratio > 1.05:
+            return f"the customer's sales in the past 30 days were priced {100 * (ratio - 1):.0f}% above the category reference prices on average"
+        return "the customer's sales in the past 30 days were priced close to the category reference prices"
+
+    specs["seller_logpricetoref_mean_30d"] = (
+        "PRICE_BELOW_REFERENCE",
+        "the customer's sale prices against the category reference prices in the past 30 days",
+        price,
+    )
+    specs["customer_amount_sum_30d"] = (
+        "CUSTOMER_VOLUME",
+        "the customer's volume bought and sold in the past 30 days",
+        lambda v, raw: f"the customer bought and sold {_money(v)} in the 30 days before this decision",
+    )
+    specs["customer_volume_vs_declared"] = (
+        "VOLUME_VS_DECLARED",
+        "the customer's 30-day volume against the monthly volume declared at KYC",
+        lambda v, raw: (
+            f"the customer's volume in the past 30 days is {_times(v)} the monthly volume declared at the last KYC review"
+        ),
+    )
+    specs["customer_declared_monthly_volume_usd"] = (
+        "VOLUME_VS_DECLARED",
+        "the monthly volume the customer declared at KYC",
+        lambda v, raw: f"the customer declared a monthly volume of {_money(v)} at the last KYC review",
+    )
+    specs["customer_txn_since_last_all"] = (
+        "CUSTOMER_VELOCITY",
+        "the time since the customer's latest order",
+        lambda v, raw: (
+            f"the customer's latest order was {_duration(float(v) * SINCE_LAST_UNIT_SECONDS)} before this decision"
+        ),
+    )
+    for group, measure in (
+        ("password_reset", "password_reset"),
+        ("twofa_disabled", "twofa_disabled"),
+        ("device_change", "device_change"),
+        ("login_failed", "login_failed"),
+        ("contact_change", None),
+    ):
+        singular, plural = (
+            _ACCOUNT_EVENTS[measure]
+            if measure
+            else ("e-mail, phone or address change", "e-mail, phone and address changes")
+        )
+        specs[f"customer_{group}_count_30d"] = (
+            "ACCOUNT_EVENTS_RECENT",
+            f"the number of {plural} on the customer's account in the past 30 days",
+            lambda v, raw, s=singular, p=plural: (
+                f"{_count(v, s, p)} on the customer's account in the past 30 days"
+            ),
+        )
+    specs["customer_device_nunique_all"] = (
+        "MANY_DEVICES",
+        "the number of devices used on the customer's account",
+        lambda v, raw: (
+            f"{_count(v, 'device', 'different devices')} used on the customer's account before this decision"
+        ),
+    )
+    specs["customer_linked_nunique_all"] = (
+        "LINKED_ACCOUNTS",
+        "the number of other customers sharing a device, phone number, address or e-mail with this one",
+        lambda v, raw: (
+            f"the customer shares a device, phone number, address or e-mail with {_count(v, 'other customer', 'other customers')}"
+        ),
+    )
+    specs["customer_linked_bad_count_all"] = (
+        "LINKED_BAD_ACCOUNTS",
+        "the number of linked customers known to be bad",
+        lambda v, raw: (
+            f"{_count(v, 'customer', 'customers')} sharing a device, phone number, address or e-mail with this one "
+            f"{'is' if _int(v) == 1 else 'are'} known bad (money laundering, synthetic identity or sanctions)"
+        ),
+    )
+    specs["customer_legitimate_known"] = (
+        "REVIEWED_LEGITIMATE",
+        "whether an earlier review found the customer legitimate",
+        _binary(
+            "an earlier review found the customer legitimate", "no earlier review has cleared the customer"
+        ),
+    )
+    return specs
+
+
+_SNAPSHOT_SPECS = _snapshot_behaviour_specs()
+
+
+def _snapshot_spec(name: str) -> FeatureSpec | None:
+    """The spec of a customer-snapshot feature (risk-tier model), or None."""
+    prefix = "customer_"
+    if name.startswith(prefix):
+        suffix = name[len(prefix) :]
+        screening = _screening_specs("customer")
+        if suffix in screening:
+            code, subject, render = screening[suffix]
+            return FeatureSpec(name, code, subject, render, "screening")
+        profile = _profile_specs("customer", _SNAPSHOT_EVENT)
+        if suffix in profile:
+            code, subject, render = profile[suffix]
+            return FeatureSpec(name, code, subject, render, "profile")
+    if name not in _SNAPSHOT_SPECS:
+        return None
+    code, subject, render = _SNAPSHOT_SPECS[name]
+    if name.startswith(prefix):
+        return FeatureSpec(name, code, subject, render, "customer")
+    # buyer_*/seller_* names may also be order-model features (fraud_v1 has buyer_txn_count_30d):
+    # the order sentence unless the decision is about a customer snapshot
+    parsed = parse_feature_name(name)
+    order = _history_spec(name, parsed) if parsed is not None else _generic_spec(name)
+
+    def either(v: Any, raw: Mapping[str, Any], customer: Renderer = render) -> str:
+        return customer(v, raw) if SNAPSHOT_CONTEXT in raw else order.render(v, raw)
+
+    return FeatureSpec(name, code, subject, either, "customer")
+
+
 @functools.lru_cache(maxsize=4096)
 def describe_feature(name: str) -> FeatureSpec:
     """The reason code and sentence template of a feature (cached: names are few and fixed).
@@ -1133,6 +1362,9 @@ def describe_feature(name: str) -> FeatureSpec:
     if name in _ORDER_SPECS:
         code, subject, render = _ORDER_SPECS[name]
         return FeatureSpec(name, code, subject, render, "order")
+    snapshot = _snapshot_spec(name)
+    if snapshot is not None:
+        return snapshot
     for party in ("buyer", "seller"):
         if name.startswith(party + "_"):
             suffix = name[len(party) + 1 :]

@@ -270,6 +270,7 @@ def fit_fraud_model(data: FraudData, config: dict[str, Any]) -> TrainedFraudMode
         review_capacity=policy_cfg["review_capacity"],
         reject_cost=policy_cfg["reject_cost"],
         reject_margin=policy_cfg["reject_margin"],
+        review_detection_rate=policy_cfg.get("review_detection_rate", 1.0),
         forced_review=flags_valid["screen_confirmed"].fillna(False).to_numpy(dtype=bool),
         version=f"fraud-{data.feature_set_id}",
     )

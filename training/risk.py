@@ -639,6 +639,7 @@ def fit_risk_model(data: RiskData, config: dict[str, Any]) -> TrainedRiskModel:
         review_capacity=min(1.0, float(forced_valid.mean()) + score_capacity),
         reject_cost=float(_risk_setting(config, "reject_cost")),
         reject_margin=float(_risk_setting(config, "reject_margin")),
+        review_detection_rate=float(_risk_setting(config, "review_detection_rate")),
         forced_review=forced_valid,
         high_action=risk_cfg.get("high_action", "reject"),
         version=f"risk-{data.feature_set_id}",

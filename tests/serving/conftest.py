@@ -3,6 +3,10 @@
 The model lives in the session's temporary MLflow store (``tests/conftest.py``); the data is held
 out of its last day, which the tests score as new orders (so the online state after seeding sees
 exactly the history the batch engine sees for those orders).
+
+A small customer risk-tier model is trained on the same data once (``risk_model``, registered as
+challenger only) and made champion per module (``risk_champion``): modules that do not ask for it
+(``test_scorer``, ``test_service``) see no risk-tier champion and onboard by rules.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def _small_config(path: Path) -> Path:
     text = DEFAULT_CONFIG.read_text()
     lines, section = [], None
     params = {"n_estimators": 60, "n_jobs": 1}
+    risk_params = {"n_estimators": 40, "n_jobs": 1}
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
@@ -41,6 +46,8 @@ def _small_config(path: Path) -> Path:
         key = stripped.split("=")[0].strip()
         if section == "[fraud.lightgbm]" and key in params:
             line = f"{key} = {params[key]!r}"
+        if section == "[risk.lightgbm]" and key in risk_params:
+            line = f"{key} = {risk_params[key]!r}"
         if section == "[split]" and key == "label_delay_days":
             line = "label_delay_days = 21"  # a short history needs labelled positives in validation
         if section == "[gate.fairness_min]" and key.startswith('"segment.'):
@@ -96,12 +103,66 @@ def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_store) -> Iterator
             client.set_registered_model_alias(FRAUD_MODEL, alias, str(version.version))
 
 
-def _registered(client: MlflowClient) -> bool:
+def _registered(client: MlflowClient, name: str = FRAUD_MODEL) -> bool:
     try:
-        client.get_registered_model(FRAUD_MODEL)
+        client.get_registered_model(name)
     except Exception:
         return False
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class RiskModel:
+    version: str
+    config: Path  # the small training configuration
+
+
+@pytest.fixture(scope="package")
+def risk_model(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Iterator[RiskModel]:
+    """A small risk-tier model trained on the fraud champion's data, registered (challenger, not champion).
+
+    Removed again (or the registry's earlier versions and aliases restored) after the package.
+    """
+    from training.run_risk import RISK_MODEL, train_risk
+
+    root = tmp_path_factory.mktemp("risk")
+    client = MlflowClient()
+    existed = _registered(client, RISK_MODEL)
+    previous = {
+        a: tracking.get_alias_version(RISK_MODEL, a) for a in (tracking.CHAMPION, tracking.CHALLENGER)
+    }
+    config = _small_config(root / "config.toml")
+    assert tomllib.loads(config.read_text())["risk"]["lightgbm"]["n_estimators"] == 40
+    result = train_risk(champion.data, config, promote_after=False)
+    # train_risk makes it challenger: the alias goes back to what it was; risk_champion promotes it
+    client.delete_registered_model_alias(RISK_MODEL, tracking.CHALLENGER)
+    if previous[tracking.CHALLENGER] is not None:
+        client.set_registered_model_alias(
+            RISK_MODEL, tracking.CHALLENGER, str(previous[tracking.CHALLENGER].version)
+        )
+    yield RiskModel(version=result.version, config=config)
+    if not existed:
+        client.delete_registered_model(RISK_MODEL)
+        return
+    client.delete_model_version(RISK_MODEL, result.version)
+    for alias, version in previous.items():
+        if version is not None:
+            client.set_registered_model_alias(RISK_MODEL, alias, str(version.version))
+
+
+@pytest.fixture(scope="module")
+def risk_champion(risk_model: RiskModel) -> Iterator[RiskModel]:
+    """``risk_model`` as the ``kycrisk-risk-tier`` champion for one test module only."""
+    from training.run_risk import RISK_MODEL
+
+    client = MlflowClient()
+    previous = tracking.get_alias_version(RISK_MODEL, tracking.CHAMPION)
+    client.set_registered_model_alias(RISK_MODEL, tracking.CHAMPION, risk_model.version)
+    yield risk_model
+    if previous is not None and str(previous.version) != risk_model.version:
+        client.set_registered_model_alias(RISK_MODEL, tracking.CHAMPION, str(previous.version))
+    else:
+        client.delete_registered_model_alias(RISK_MODEL, tracking.CHAMPION)
 
 
 @pytest.fixture(scope="package")
