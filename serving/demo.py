@@ -93,7 +93,9 @@ def replay_stream(tables: dict[str, pd.DataFrame], cut: pd.Timestamp) -> list[tu
     events = tables["account_events"][tables["account_events"]["occurred_at"] >= cut]
     for row in events.to_dict("records"):
         items.append((row["occurred_at"], 0, "event", {"kind": "account_event", **_body(row, EVENT_FIELDS)}))
-    labels = tables["labels"][tables["labels"]["known_at"] >= cut]
+    end = tables["transactions"]["occurred_at"].max()
+    # labels known after the last order have not happened yet at the replay's "now"
+    labels = tables["labels"][(tables["labels"]["known_at"] >= cut) & (tables["labels"]["known_at"] <= end)]
     for row in labels.to_dict("records"):
         items.append((row["known_at"], 0, "event", {"kind": "label", **_body(row, LABEL_FIELDS)}))
     items.sort(key=lambda item: (item[0], item[1]))

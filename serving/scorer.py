@@ -482,14 +482,20 @@ class Scorer:
             ):
                 if tables.get(name) is not None:
                     add(tables[name])
-            # Seeding is a bulk load that is simply redone if it fails: skip the per-event fsync
-            # of the online store (halves the time), then restore its normal durability.
-            conn = self.features._conn
-            conn.execute("PRAGMA synchronous=OFF")
-            try:
-                self._replay(event_log(tables), counts)
-            finally:
-                conn.execute("PRAGMA synchronous=NORMAL")
+            events = event_log(tables)
+            if self.features.empty:
+                # the bulk path: the same state as event by event (tested), 8x faster, and one
+                # sqlite transaction (all or nothing) so no fsync needs turning off
+                counts.update(self.features.bulk_apply(events))
+            else:
+                # seeding on top of an existing state: event by event, duplicates ignored. A bulk
+                # load that is simply redone if it fails: skip the per-event fsync meanwhile.
+                conn = self.features._conn
+                conn.execute("PRAGMA synchronous=OFF")
+                try:
+                    self._replay(events, counts)
+                finally:
+                    conn.execute("PRAGMA synchronous=NORMAL")
         return counts
 
     def _replay(self, events: Iterable[tuple[str, Mapping[str, Any]]], counts: dict[str, int]) -> None:

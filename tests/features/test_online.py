@@ -11,6 +11,7 @@ import pytest
 
 from features.batch import compute_features
 from features.bench_features import synthetic_tables, synthetic_transactions
+from features.contracts import BAD_TRANSACTION_LABELS
 from features.definitions import Aggregation, FeatureSet
 from features.online import OnlineFeatureStore, event_log, timestamp_us
 
@@ -273,3 +274,184 @@ def test_single_event_latency():
         st.compute(r)
         cpu.append(time.thread_time_ns() - start)
     assert np.percentile(cpu, 99) < 1e6  # ns
+
+
+# --- Bulk seeding ----------------------------------------------------------------------------------
+
+
+def _memory(st: OnlineFeatureStore) -> dict:
+    """The whole in-memory state, comparable with ``==`` (the heap as its sorted contents)."""
+    logs = {}
+    for gid, by_key in st._logs.items():
+        for key, log in by_key.items():
+            logs[gid, key] = (
+                log.times,
+                log.ids,
+                log.n0,
+                log.last0,
+                {c: (n.vals, n.p1, n.p2, n.pmax, n.pmin) for c, n in log.num.items()},
+                log.cat,
+                {k: (s.starts, s.ends, s.last_end) for k, s in log.seg.items()},
+                {c: (f.first, f.times) for c, f in log.first.items()},
+                {k: (f.starts, f.ends, f.entries) for k, f in log.fraud.items()},
+            )
+    return {
+        "logs": logs,
+        "txns": {i: (t, [(g.gid, k) for g, k in keys]) for i, (t, keys) in st._txns.items()},
+        "acct": st._acct,
+        "bad": st._bad,
+        "heap": sorted(st._heap),
+        "clock": (st._watermark, st._pruned_at, st._currency, st._seq),
+    }
+
+
+def _rows(st: OnlineFeatureStore) -> dict:
+    return {
+        t: sorted(st._conn.execute(f"SELECT * FROM {t}").fetchall())
+        for t in ("meta", "events", "bad_labels", "bases", "first_seen")
+    }
+
+
+def _one_by_one(st: OnlineFeatureStore, log) -> dict[str, int]:
+    counts = {"transactions": 0, "account_events": 0, "labels": 0}
+    for kind, rec in log:
+        if kind == "transaction":
+            counts["transactions"] += st.apply_transaction(rec)
+        elif kind == "account_event":
+            counts["account_events"] += st.apply_account_event(rec)
+        else:
+            counts["labels"] += st.apply_label(rec)
+    return counts
+
+
+def _generated_log():
+    from features.synthetic import generate
+
+    return event_log(generate(n_customers=200, days=45, seed=3))
+
+
+def _with_duplicates(log):
+    """Repeats: a transaction and an account event seen twice (ignored), a bad label again later
+    (ignored) and again earlier (applied), and a transaction id back long after it was pruned."""
+    txn = [i for i, (k, _) in enumerate(log) if k == "transaction"]
+    ae = [i for i, (k, _) in enumerate(log) if k == "account_event"]
+    lab = [
+        i
+        for i, (k, r) in enumerate(log)
+        if k == "label" and r["entity_type"] == "transaction" and r["label"] in BAD_TRANSACTION_LABELS
+    ]
+    first, late, label = log[txn[10]][1], log[txn[-5]][1], log[lab[3]][1]
+    hour = pd.Timedelta(hours=1)
+    inserts = [
+        (txn[10] + 1, ("transaction", first)),
+        (txn[-5] + 1, ("transaction", dict(first, occurred_at=late["occurred_at"]))),
+        (ae[20] + 1, log[ae[20]]),
+        (lab[3] + 1, ("label", dict(label, known_at=label["known_at"] + hour))),
+        (lab[3] + 1, ("label", dict(label, known_at=label["known_at"] - hour))),
+    ]
+    out = list(log)
+    for pos, item in sorted(inserts, key=lambda x: -x[0]):
+        out.insert(pos, item)
+    return out
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["short, heavy pruning", "short, defaults", "fraud_v1, generated", "fraud_v1, duplicates", "fdh"],
+)
+def test_bulk_apply_leaves_the_state_of_one_by_one(tables, tmp_path, case):
+    if case.startswith("short"):
+        kw = {"allowed_lateness": "30m", "prune_every": "15m"} if "heavy" in case else {}
+        make = lambda path: store(path, **kw)  # noqa: E731
+        log = event_log(tables)
+    elif case == "fdh":
+        make = lambda path: store(path, fs="fdh_baseline", allowed_lateness="1h")  # noqa: E731
+        log = event_log({"transactions": tables["transactions"].assign(currency="EUR")})
+    else:
+        make = lambda path: OnlineFeatureStore(path, "fraud_v1", allowed_lateness="2h")  # noqa: E731
+        log = _generated_log()
+        if case.endswith("duplicates"):
+            log = _with_duplicates(log)
+    cut = int(len(log) * 0.9)
+    one, bulk = make(tmp_path / "one.sqlite"), make(tmp_path / "bulk.sqlite")
+    counts = _one_by_one(one, log[:cut])
+    assert bulk.bulk_apply(log[:cut]) == counts
+    if case != "fdh":  # (its 30-day windows outlast the data)
+        assert one._conn.execute("SELECT COUNT(*) FROM bases").fetchone()[0] > 0  # pruning happened
+    assert _memory(bulk) == _memory(one)
+    assert _rows(bulk) == _rows(one)
+    # The same answers afterwards, also while the rest of the log is applied one by one.
+    rest = [rec for kind, rec in log[cut:] if kind == "transaction"]
+    assert [repr(bulk.compute(r)) for r in rest[:50]] == [repr(one.compute(r)) for r in rest[:50]]  # NaN too
+    for st in (one, bulk):
+        st.replay(log[cut:])
+    assert _memory(bulk) == _memory(one)
+    assert _rows(bulk) == _rows(one)
+    # A restart loads the same state from either file.
+    one.close(), bulk.close()
+    one, bulk = make(tmp_path / "one.sqlite"), make(tmp_path / "bulk.sqlite")
+    assert _memory(bulk) == _memory(one)
+    after = pd.Timestamp(one._watermark, unit="us", tz="UTC") + pd.Timedelta(minutes=1)
+    probes = [dict(r, occurred_at=after) for r in rest[-30:]]
+    assert [repr(bulk.compute(r)) for r in probes] == [repr(one.compute(r)) for r in probes]
+    one.close(), bulk.close()
+
+
+def test_bulk_apply_counts_like_one_by_one(tables):
+    log = _with_duplicates(event_log(tables))
+    one, bulk = (
+        store(allowed_lateness="30m", prune_every="15m"),
+        store(allowed_lateness="30m", prune_every="15m"),
+    )
+    counts = _one_by_one(one, log)
+    assert bulk.bulk_apply(log) == counts
+    n = {kind: sum(k == kind for k, _ in log) for kind in ("transaction", "account_event", "label")}
+    assert counts["transactions"] == n["transaction"] - 1  # the quick repeat; the late one is applied again
+    assert counts["account_events"] == n["account_event"] - 1  # SHORT looks at every event type
+    assert counts["labels"] < n["label"]  # legitimate labels and later repeats do not count
+
+
+def test_bulk_apply_refuses_a_store_with_state_or_events_out_of_order(tables):
+    log = event_log(tables)
+    st = store()
+    assert st.empty
+    st.apply_label(next(rec for kind, rec in log if kind == "label" and rec["label"] == "fraud"))
+    assert not st.empty
+    with pytest.raises(ValueError, match="empty store"):
+        st.bulk_apply(log)
+    txn = [i for i, (k, _) in enumerate(log) if k == "transaction"]
+    swapped = list(log)
+    swapped[txn[5]], swapped[txn[400]] = swapped[txn[400]], swapped[txn[5]]
+    fresh = store()
+    with pytest.raises(ValueError, match="time order"):
+        fresh.bulk_apply(swapped)
+    assert _rows(fresh)["events"] == [] and fresh._watermark is None
+
+
+@pytest.mark.parametrize("fail_at", ["bad event", 1, 3, "COMMIT"])
+def test_a_failed_bulk_apply_leaves_the_store_empty(tables, tmp_path, fail_at):
+    """All or nothing: a bad event or a failed write (any statement, or the commit itself) leaves
+    an empty store, in memory and on disk, that can simply be seeded again."""
+    log = event_log(tables)
+    path = tmp_path / "state.sqlite"
+    st = store(path)
+    empty = (_memory(st), _rows(st))
+    if fail_at == "bad event":
+        i = [i for i, (k, _) in enumerate(log) if k == "transaction"][300]
+        broken = list(log)
+        broken[i] = ("transaction", dict(log[i][1], amount=None))
+        with pytest.raises(ValueError, match="amount_usd is null"):
+            st.bulk_apply(broken)
+    else:
+        real = st._conn
+        st._conn = _FailingConnection(real, fail_at)
+        with pytest.raises(RuntimeError, match="simulated"):
+            st.bulk_apply(log)
+        st._conn = real
+    assert (_memory(st), _rows(st)) == empty
+    st.close()
+    again = store(path)
+    assert (_memory(again), _rows(again)) == empty
+    reference = store()
+    assert again.bulk_apply(log) == _one_by_one(reference, log)
+    assert _memory(again) == _memory(reference)
