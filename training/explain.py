@@ -258,6 +258,7 @@ def _build_catalogue() -> dict[str, str]:
         "NO_2FA": "no two-factor authentication at onboarding",
         "CUSTOMER_TYPE": "individual or business customer",
         "CUSTOMER_COUNTRY": "the customer's countries (nationality, residence, document)",
+        "ORDER_COUNTRY": "the countries of the order (shipping to and from, IP address)",
         "INDUSTRY": "declared industry",
         "SCREENING_MATCH": "similarity of the name to a sanctions or PEP list entry",
         # customer snapshots (the risk-tier model): behaviour before the onboarding or KYC review
@@ -901,6 +902,18 @@ def _profile_specs(party: str, event: str = "the order") -> dict[str, tuple[str,
         ),
         "document_country": ("CUSTOMER_COUNTRY", f"{the} document country", category("document country")),
         "industry": ("INDUSTRY", f"{the} declared industry", category("declared industry")),
+        "volume_vs_declared": (
+            "VOLUME_VS_DECLARED",
+            f"{the} 30-day volume against the monthly volume declared at KYC",
+            lambda v, raw: (
+                f"{the} volume in the 30 days before {event} is {_times(v)} the monthly volume declared at KYC"
+            ),
+        ),
+        "declared_monthly_volume_usd": (
+            "VOLUME_VS_DECLARED",
+            f"the monthly volume the {party} declared at KYC",
+            lambda v, raw: f"the {party} declared a monthly volume of {_money(v)} at KYC",
+        ),
     }
 
 
@@ -1125,6 +1138,21 @@ _ORDER_SPECS: dict[str, tuple[str, str, Renderer]] = {
         lambda v, raw: f"paid by {str(v).replace('_', ' ')}",
     ),
     "currency": ("CURRENCY", "the currency", lambda v, raw: f"order currency is {v}"),
+    "buyer_country": (
+        "ORDER_COUNTRY",
+        "the country the goods ship to",
+        lambda v, raw: f"the goods ship to {v}",
+    ),
+    "seller_country": (
+        "ORDER_COUNTRY",
+        "the country the goods ship from",
+        lambda v, raw: f"the goods ship from {v}",
+    ),
+    "ip_country": (
+        "ORDER_COUNTRY",
+        "the IP address's country",
+        lambda v, raw: f"the order came from an IP address in {v}",
+    ),
 }
 
 

@@ -149,3 +149,15 @@ def test_future_account_events_and_labels_are_refused_before_any_change(
         assert sum(scorer.apply_events([ok]).values()) == 1
     finally:
         scorer.close()
+
+
+def test_every_model_feature_of_the_champion_has_a_reason_sentence(tmp_path, champion, seeded_state) -> None:
+    from training.explain import REASON_CATALOGUE, describe_feature
+
+    scorer = _scorer(tmp_path, seeded_state, "reasons")
+    try:
+        for name in scorer.explainer.feature_names:
+            spec = describe_feature(name)
+            assert spec.code != "OTHER" and spec.code in REASON_CATALOGUE, name
+    finally:
+        scorer.close()
