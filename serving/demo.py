@@ -25,10 +25,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,6 +40,7 @@ from serving.decision_log import verify_path
 from serving.replay import replay_decision
 from serving.schemas import MAX_BATCH, AccountEvent, Label, Order
 from serving.scorer import Scorer
+from serving.server_process import Server
 
 log = logging.getLogger(__name__)
 
@@ -140,70 +137,6 @@ def new_profiles(tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> dict[str
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``bentoml serve serving.service:KycRiskService`` in a subprocess (own process group)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
-        self.port = port or _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
-        if bentoml is None:
-            raise RuntimeError("the bentoml command is not installed in this environment")
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                bentoml,
-                "serve",
-                "serving.service:KycRiskService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> float:
-        started = time.monotonic()
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited during start-up; its log:\n{self._tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - started > timeout:
-                raise RuntimeError(
-                    f"the service was not ready after {timeout:.0f} s; its log:\n{self._tail()}"
-                )
-            time.sleep(0.3)
-
-    def _tail(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
-
-
 def _check(response: httpx.Response) -> dict[str, Any]:
     if response.status_code != 200:
         raise RuntimeError(
@@ -275,10 +208,12 @@ def run(
     }
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    server = Server(env, serve_dir / "server.log")
+    server = Server(
+        "bentoml", {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}, serve_dir / "server.log"
+    )
     result: dict[str, Any] = {"history": kept, "seeded": counts, "seed_s": round(seeded_s, 1)}
     try:
-        ready_s = server.wait_ready()
+        ready_s = server.start()
         out(
             f"service started at {server.base_url} in {ready_s:.1f} s (keys in the environment of the server only)"
         )
@@ -344,4 +279,4 @@ def run(
     return result
 
 
-__all__ = ["Server", "new_profiles", "replay_stream", "run", "split_history"]
+__all__ = ["new_profiles", "replay_stream", "run", "split_history"]

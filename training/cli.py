@@ -81,7 +81,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded defaults: generate, validate, build features, train, promote."""
+    """The main job on the embedded defaults: generate, validate, train, promote, serve and score, verify."""
     from features.synthetic import generate, write_dataset
     from features.validation import validate_dir
     from training.run import train_fraud
@@ -90,16 +90,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     data_dir = workdir / "data"
     started = time.perf_counter()
-    log.info("step 1/3: generating %d customers over %d days into %s", args.customers, args.days, data_dir)
+    log.info("step 1/4: generating %d customers over %d days into %s", args.customers, args.days, data_dir)
     tables = generate(n_customers=args.customers, days=args.days, seed=args.seed, progress=True)
     card = write_dataset(tables, data_dir, seed=args.seed)
     print(_summary_line(card, str(data_dir)))
-    log.info("step 2/3: validating %s", data_dir)
+    log.info("step 2/4: validating %s", data_dir)
     report = validate_dir(data_dir)
     print(report.to_text())
     if not report.ok:
         return EXIT_FOUND_PROBLEMS
-    log.info("step 3/3: features, training, evaluation, MLflow runs, registry and promotion")
+    log.info("step 3/4: features, training, evaluation, MLflow runs, registry and promotion")
     result = train_fraud(data_dir)
     metrics = {
         k: round(result.metrics[k], 4)
@@ -119,10 +119,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if risk.promotion:
         print(f"promotion: {risk.promotion['decision']} ({risk.promotion['reason']})")
+    served: dict = {}
+    if not args.no_serve:
+        import importlib
+
+        # The service half lives in serving/ (training must not import it at module level, like
+        # `kycrisk serve`): seed a state, start the real BentoML server, replay the last hours
+        # through its HTTP API, onboard new customers, verify and replay the decision log, stop.
+        log.info("step 4/4: starting the service and scoring the last %g hours through its API", args.hours)
+        served = importlib.import_module("serving.demo").run(data_dir, workdir, hours=args.hours)
     print(
         f"demo finished in {time.perf_counter() - started:.1f} s; data card: {data_dir / 'datacard.md'}; "
         "runs: mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db"
     )
+    if served and not (served["log_ok"] and served["replay_matches"]):
+        return EXIT_FOUND_PROBLEMS
     return EXIT_OK
 
 
@@ -270,9 +281,12 @@ def cmd_bench_features(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_online(args: argparse.Namespace) -> int:
-    from features.bench_features import run_online
+    from features.bench_features import run_online, run_seed
 
     result = run_online(n_warm=args.warm, n_measure=args.events, feature_set=args.feature_set)
+    result["seeding"] = run_seed(
+        n_transactions=args.warm, feature_set=args.feature_set, data_dir=args.seed_data
+    )
     print(json.dumps(result, indent=None if args.json else 2))
     return EXIT_OK
 
@@ -298,6 +312,28 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
 
     result = run(n_transactions=args.transactions, days=args.days, seed=args.seed)
     print(json.dumps(result, indent=None if args.json else 2))
+    return EXIT_OK
+
+
+def cmd_bench_serve(args: argparse.Namespace) -> int:
+    """The scoring path in-process, behind a bare Starlette app and behind BentoML, over real HTTP."""
+    import importlib
+
+    # serving/ is loaded by name (training must not import it at module level), like `serve`.
+    bench = importlib.import_module("serving.bench_serve")
+    try:
+        result = bench.run(
+            args.data,
+            state=args.state,
+            tracking_uri=args.tracking_uri,
+            seconds=args.seconds,
+            warmup_seconds=args.warmup,
+            clients=args.clients,
+            in_process_orders=args.orders,
+        )
+    except (bench.BenchError, bench.ServerError) as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(result, default=str) if args.json else bench.format_report(result))
     return EXIT_OK
 
 
@@ -415,8 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the main job end to end on the embedded defaults",
         description="The main job on the embedded defaults (no server to install): generate a "
         "synthetic marketplace, validate it against the data contracts, build point-in-time features, "
-        "train, evaluate and register the fraud model in the embedded MLflow store (mlflow/), and "
-        "run the promotion gate.",
+        "train, evaluate and register the fraud and risk-tier models in the embedded MLflow store "
+        "(mlflow/), run the promotion gate, then start the BentoML service on loopback, replay the last "
+        "hours of the data through its HTTP API (orders, account events, labels), onboard new customers, "
+        "print approve/review/reject examples with their reasons, verify the decision log and stop.",
     )
     p.add_argument(
         "--workdir", default="runs/demo", help="folder for everything the demo writes (default runs/demo)"
@@ -424,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
     p.add_argument("--days", type=_positive_int, default=365, help="days of activity (default 365)")
     p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        help="hours at the end of the data replayed through the API (default 24)",
+    )
+    p.add_argument("--no-serve", action="store_true", help="stop after training (no service, no scoring)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -599,15 +644,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_bench_screening)
     q = bsub.add_parser(
         "online",
-        help="online feature engine: single-event latency on a warm sqlite state",
+        help="online feature engine: single-event latency on a warm sqlite state, and seeding",
         description="Replay synthetic events into a sqlite state, then time single-event feature "
-        "computation and the transactional state update (p50/p99, wall clock and CPU).",
+        "computation and the transactional state update (p50/p99, wall clock and CPU). Then seed an "
+        "empty state one event at a time and in bulk (bulk_apply) and report both times, their ratio "
+        "and whether the two states are identical.",
     )
     q.add_argument(
         "--warm", type=_positive_int, default=30_000, help="events replayed first (default 30,000)"
     )
     q.add_argument("--events", type=_positive_int, default=2_000, help="events measured (default 2,000)")
     q.add_argument("--feature-set", default="fraud_v1", help="feature set (default fraud_v1)")
+    q.add_argument(
+        "--seed-data",
+        metavar="DIR",
+        help="seed from this data folder (kycrisk generate output; the demo data takes about 4 "
+        "minutes one event at a time) instead of --warm synthetic transactions",
+    )
     q.add_argument("--json", action="store_true", help="one-line JSON")
     q.set_defaults(func=cmd_bench_online)
     q = bsub.add_parser(
@@ -634,6 +687,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--json", action="store_true", help="JSON instead of a table")
     q.set_defaults(func=cmd_bench_explain)
+    q = bsub.add_parser(
+        "serve",
+        help="scoring latency and throughput: in-process, bare Starlette app, BentoML service",
+        description="Seed a state from the demo data, then measure the in-process Scorer and, started as "
+        "real servers on 127.0.0.1 and loaded from a separate process over keep-alive connections, the same "
+        "Scorer behind a bare Starlette app and behind the BentoML service: POST /score throughput and "
+        "p50/p99 at each client count, ratios and pass/fail per target.",
+    )
+    q.add_argument(
+        "--data", type=Path, default=Path("runs/demo/data"), help="data folder (default runs/demo/data)"
+    )
+    q.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="state folder seeded from --data: used as is (only copied), or seeded into and kept when "
+        "missing (default: a temporary one, seeded each run)",
+    )
+    q.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the champion")
+    q.add_argument("--seconds", type=float, default=10.0, help="seconds per load phase (default 10)")
+    q.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server (default 3)")
+    q.add_argument(
+        "--clients",
+        type=_positive_int,
+        nargs="+",
+        default=[1, 16],
+        help="concurrent clients, one phase each (default 1 16)",
+    )
+    q.add_argument(
+        "--orders", type=_positive_int, default=2000, help="orders timed in-process (default 2,000)"
+    )
+    q.add_argument("--json", action="store_true", help="JSON instead of tables")
+    q.set_defaults(func=cmd_bench_serve)
 
     return parser
 
