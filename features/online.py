@@ -676,17 +676,23 @@ class OnlineFeatureStore:
 
     # -- the API --------------------------------------------------------------------------------
 
-    def compute(self, event: Mapping[str, Any]) -> dict[str, float]:
+    def prepare(self, event: Mapping[str, Any]) -> tuple[str, int, dict[str, Any], dict[str, float]]:
+        """Normalise a transaction once (id, time, stored record, row features) for ``compute`` and
+        ``apply_transaction`` of the same event (saves doing it twice on the serving path)."""
+        return self._txn_record(event)
+
+    def compute(self, event: Mapping[str, Any], prepared: tuple | None = None) -> dict[str, float]:
         """Features of one new transaction from the current state, BEFORE applying it.
 
         Args:
             event: a transaction (contract columns of ``transactions``).
+            prepared: ``prepare(event)``, when the caller has it.
 
         Returns:
             feature name -> float, in ``FeatureSet.feature_names`` order (same values as the
             batch engine's row for this transaction, given the same earlier events).
         """
-        txn_id, t, rec, row = self._txn_record(event)
+        txn_id, t, rec, row = prepared or self._txn_record(event)
         with self._lock:
             self._check_time(t, f"transaction {txn_id}")
             self._check_currency(event)
@@ -720,13 +726,17 @@ class OnlineFeatureStore:
             self._apply_txn(txn_id, t, rec, event)
         return features
 
-    def apply_transaction(self, event: Mapping[str, Any]) -> bool:
+    def apply_transaction(self, event: Mapping[str, Any], prepared: tuple | None = None) -> bool:
         """Add a transaction to the state (one sqlite transaction).
+
+        Args:
+            event: a transaction (contract columns of ``transactions``).
+            prepared: ``prepare(event)``, when the caller has it.
 
         Returns:
             False when the transaction was already applied (nothing changes), else True.
         """
-        txn_id, t, rec, _ = self._txn_record(event)
+        txn_id, t, rec, _ = prepared or self._txn_record(event)
         with self._lock:
             self._check_time(t, f"transaction {txn_id}")
             self._check_currency(event)

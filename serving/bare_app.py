@@ -11,8 +11,9 @@ service does on that path and nothing else, so that the difference between the t
   ``KYCRISK_MAX_BODY_BYTES``, ``KYCRISK_CLOCK_START``, ``KYCRISK_MAX_FUTURE_SECONDS``);
 - the same validation (``serving.schemas.Order``: 400 with pydantic's error list) and the same
   JSON answer (``ScoreResponse.model_dump_json``); a ``ScorerError`` is a 422 ``{"error": ...}``;
-- the Scorer runs in a worker thread behind a one-thread limiter, as BentoML runs a sync API
-  (``threads=1``), so the event loop keeps accepting and parsing while an order is scored;
+- the Scorer runs in worker threads behind a limiter of ``serving.service.THREADS`` threads, as
+  BentoML runs a sync API (``threads=THREADS``), so the event loop keeps accepting and parsing
+  while orders are scored;
 - uvicorn with the options BentoML's worker passes (h11, asyncio loop, backlog 2048, keep-alive
   5 s, no server header) and no access log;
 - the same start-up as the service (``serving.service.finish_startup``).
@@ -39,7 +40,7 @@ from starlette.routing import Route
 
 from serving.schemas import MAX_BODY_BYTES, Order
 from serving.scorer import Clock, Scorer, ScorerError
-from serving.service import Guard, finish_startup
+from serving.service import THREADS, Guard, finish_startup
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def create_app(scorer: Scorer) -> Any:
         raise RuntimeError(
             "KYCRISK_API_KEY is not set: set it (or KYCRISK_AUTH=off for local experiments only)"
         )
-    limiter = anyio.CapacityLimiter(1)
+    limiter = anyio.CapacityLimiter(THREADS)  # as many request threads as the BentoML service
 
     async def score(request: Request) -> Response:
         body = await request.body()

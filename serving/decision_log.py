@@ -112,7 +112,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -127,6 +127,7 @@ __all__ = [
     "DecisionRecord",
     "DuplicateDecisionError",
     "Problem",
+    "Receipt",
     "VerifyReport",
     "decode_json",
     "encode_json",
@@ -819,6 +820,15 @@ class DuplicateDecisionError(ValueError):
     """A decision id that is already in the log."""
 
 
+class Receipt(NamedTuple):
+    """Where an appended decision went: its ``seq``, ``decision_id``, ``created_at`` and ``hash``."""
+
+    seq: int
+    decision_id: str
+    created_at: str
+    hash: str
+
+
 class _Prepared:
     """A validated, minimised and encoded decision waiting for its seq, time and hashes."""
 
@@ -836,7 +846,7 @@ class _Slot:
     def __init__(self, prepared: _Prepared):
         self.prepared = prepared
         self.done = False
-        self.record: DecisionRecord | None = None
+        self.record: dict[str, Any] | None = None  # the stored row
         self.error: BaseException | None = None
 
 
@@ -1027,8 +1037,12 @@ class DecisionLog:
             raise ValueError(f"the decision holds text that is not valid Unicode: {exc}") from None
         return _Prepared(encoded)
 
-    def _write(self, batch: list[_Prepared]) -> list[DecisionRecord]:
-        """Append prepared decisions in one transaction; the caller holds ``self._lock``."""
+    def _write(self, batch: list[_Prepared]) -> list[dict[str, Any]]:
+        """Append prepared decisions in one transaction; the caller holds ``self._lock``.
+
+        Returns the stored rows (JSON fields as stored text): decoding them into records is left
+        to the callers, outside the lock.
+        """
         if self._keyed_log and self.key is None:
             raise ValueError(f"{self.path} is a keyed log: open it with its key to append")
         conn = self._connection()
@@ -1050,7 +1064,23 @@ class DecisionLog:
             if isinstance(exc, sqlite3.IntegrityError) and "decision_id" in str(exc):
                 raise DuplicateDecisionError(f"a decision id is already in the log: {exc}") from exc
             raise
-        return [DecisionRecord._from_row(r, trusted=True) for r in rows]
+        return rows
+
+    def _append_row(self, fields: DecisionInput | Mapping[str, Any]) -> dict[str, Any]:
+        prepared = self._prepare(fields)
+        if self.group_commit:
+            return self._append_grouped(prepared)
+        with self._lock:
+            return self._write([prepared])[0]
+
+    def append_receipt(self, fields: DecisionInput | Mapping[str, Any]) -> Receipt:
+        """``append``, returning only where the decision went (no decoding of the stored record).
+
+        For the serving path, which answers from the decision it just made: the same checks,
+        chaining and durability as ``append``.
+        """
+        row = self._append_row(fields)
+        return Receipt(row["seq"], row["decision_id"], row["created_at"], row["hash"])
 
     def append(self, fields: DecisionInput | Mapping[str, Any]) -> DecisionRecord:
         """Append one decision as one transaction, chained to the current tail.
@@ -1066,13 +1096,9 @@ class DecisionLog:
             ValueError: raw personal data in the request (no salt) or the features.
             DuplicateDecisionError: the caller's decision id is already in the log.
         """
-        prepared = self._prepare(fields)
-        if self.group_commit:
-            return self._append_grouped(prepared)
-        with self._lock:
-            return self._write([prepared])[0]
+        return DecisionRecord._from_row(self._append_row(fields), trusted=True)
 
-    def _append_grouped(self, prepared: _Prepared) -> DecisionRecord:
+    def _append_grouped(self, prepared: _Prepared) -> dict[str, Any]:
         slot = _Slot(prepared)
         with self._queue_lock:
             self._queue.append(slot)
@@ -1113,7 +1139,8 @@ class DecisionLog:
         if not prepared:
             return []
         with self._lock:
-            return self._write(prepared)
+            rows = self._write(prepared)
+        return [DecisionRecord._from_row(r, trusted=True) for r in rows]
 
     # -- reading --
 

@@ -205,6 +205,36 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _calibration_function(calibrator: Any) -> Any:
+    """``calibrator.predict`` for one fitted calibrator, without scikit-learn's per-call input checks.
+
+    For an ``IsotonicRegression`` this is the body of its ``_transform`` after ``check_array``
+    (cast to the thresholds' dtype, clip, interpolate with its fitted ``f_``, cast back): the same
+    numbers (tested against ``predict``), about 0.1 ms less per order. Anything else keeps its
+    own ``predict``.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    f = getattr(calibrator, "f_", None)
+    if (
+        not isinstance(calibrator, IsotonicRegression)
+        or f is None
+        or not hasattr(calibrator, "X_thresholds_")
+    ):
+        return calibrator.predict
+    dtype = calibrator.X_thresholds_.dtype
+    clip = calibrator.out_of_bounds == "clip"
+    low, high = calibrator.X_min_, calibrator.X_max_
+
+    def predict(values: np.ndarray) -> np.ndarray:
+        t = np.asarray(values, dtype=dtype).reshape(-1)
+        if clip:
+            t = np.clip(t, low, high)
+        return f(t).astype(t.dtype)
+
+    return predict
+
+
 class Clock:
     """The service's notion of "now", to refuse events dated in the future.
 
@@ -578,7 +608,7 @@ class Scorer:
             for var, codes in self._codes.items()
         }
         self._prepared_columns = list(encoder.feature_names_in_)
-        self._calibrators = [cc.calibrators[0] for cc in final.calibrated_classifiers_]
+        self._calibrators = [_calibration_function(cc.calibrators[0]) for cc in final.calibrated_classifiers_]
         # sklearn calibrates decision_function when the estimator has one (LightGBM 4.7: the raw
         # score in log-odds), else the positive-class probability
         self._calibrate_raw = all(
@@ -707,8 +737,8 @@ class Scorer:
         """``_calibrated`` for many rows at once (the same arithmetic row by row)."""
         p = self.explainer.booster.predict(x, raw_score=self._calibrate_raw, num_threads=1)
         total = np.zeros(len(x), dtype=np.float64)
-        for calibrator in self._calibrators:
-            total += np.asarray(calibrator.predict(p), dtype=np.float64)
+        for calibrate in self._calibrators:
+            total += np.asarray(calibrate(p), dtype=np.float64)
         return total / len(self._calibrators)
 
     def _calibrated(self, x: np.ndarray) -> float:
@@ -716,8 +746,8 @@ class Scorer:
         # classifiers of calibrator.predict(LightGBM's decision_function, or its probability)
         p = self.explainer.booster.predict(x, raw_score=self._calibrate_raw, num_threads=1)
         total = 0.0
-        for calibrator in self._calibrators:
-            total += float(calibrator.predict(p)[0])
+        for calibrate in self._calibrators:
+            total += float(calibrate(p)[0])
         return total / len(self._calibrators)
 
     # -- decisions ----------------------------------------------------------------------------
@@ -773,11 +803,15 @@ class Scorer:
     def score(self, order: Order | Mapping[str, Any]) -> ScoreResponse:
         """Score one order, add it to the feature state, and log the decision before answering.
 
-        The feature lookup, the decision and the state update run under the Scorer's lock (the
-        next order of the same buyer sees this one); the decision log append runs outside it with
-        group commit, so concurrent requests share one fsync, and this call returns only once its
-        decision is on disk. If the append fails (a full or broken disk) the order stays in the
-        feature state, as it did happen, and the caller gets the error instead of a decision.
+        Only the feature state is under the Scorer's lock: the order's features are looked up and
+        the order is applied in one step (so the next order of the same buyer sees this one, and
+        two concurrent orders never see the same "before"). Deciding (model, TreeSHAP, reasons)
+        needs nothing but those features and the parties' profiles, so it runs outside the lock:
+        concurrent requests overlap there, and LightGBM and sqlite release the GIL while they
+        work. The decision log append uses group commit (concurrent requests share one fsync) and
+        this call returns only once its decision is on disk. If deciding or logging fails (a bug,
+        a full disk) the order stays in the feature state, as it did happen, and the caller gets
+        the error instead of a decision.
 
         Raises:
             pydantic.ValidationError: an invalid order (naming the field).
@@ -787,21 +821,35 @@ class Scorer:
         order = order if isinstance(order, Order) else Order.model_validate(order)
         event = order.to_event()
         self.clock.check(event["occurred_at"], "occurred_at")
+        for field in ("buyer_id", "seller_id"):
+            self._party(event[field], field)  # refuse unknown customers before any change
+        try:
+            prepared = self.features.prepare(event)
+        except ValueError as exc:
+            raise ScorerError(str(exc), "amount") from exc
         with self._lock:
             try:
-                history = self.features.compute(event)
+                history = self.features.compute(event, prepared)
             except ValueError as exc:
                 raise ScorerError(str(exc), "occurred_at") from exc
-            decide = self.decide_fast if self.fast else self.decide_pipeline
-            decided = decide(event, history)
-            self._apply_order(event)
-        record = self.decisions.append(decided)
-        return self._response(record, event["transaction_id"])
-
-    def _apply_order(self, event: Mapping[str, Any]) -> None:
-        """Add a scored order to the online state (the caller holds ``self._lock``)."""
-        self.features.apply_transaction(event)
+            self.features.apply_transaction(event, prepared)
         self.history.add_transactions([event])
+        decide = self.decide_fast if self.fast else self.decide_pipeline
+        decided = decide(event, history)
+        receipt = self.decisions.append_receipt(decided)
+        # answered from the decision itself: the log stores exactly these values (its JSON
+        # round-trips every float), so there is no need to decode what was just written
+        return ScoreResponse(
+            decision_id=receipt.decision_id,
+            transaction_id=event["transaction_id"],
+            fraud_probability=float(decided["score"]),
+            risk_tier=decided["tier"],
+            action=decided["action"],
+            reasons=self._reasons(decided["reasons"]),
+            models=dict(decided["models"]),
+            feature_set=decided["feature_set"],
+            policy_version=decided["policy_version"],
+        )
 
     def score_batch(self, orders: Iterable[Order | Mapping[str, Any]]) -> list[ScoreResponse]:
         """Score many orders in their given order: the same answers as ``score`` one by one.
@@ -825,13 +873,15 @@ class Scorer:
             if not self.fast:
                 decided = []
                 for event in events:
-                    decided.append(self.decide_pipeline(event, self.features.compute(event)))
-                    self.features.apply_transaction(event)
+                    txn = self.features.prepare(event)
+                    decided.append(self.decide_pipeline(event, self.features.compute(event, txn)))
+                    self.features.apply_transaction(event, txn)
             else:
                 prepared = []
                 for event in events:
-                    prepared.append(self.prepared_fast(event, self.features.compute(event)))
-                    self.features.apply_transaction(event)
+                    txn = self.features.prepare(event)
+                    prepared.append(self.prepared_fast(event, self.features.compute(event, txn)))
+                    self.features.apply_transaction(event, txn)
                 x = np.vstack([self._vector(features) for features, _ in prepared])
                 probabilities = self._calibrated_rows(x)
                 contrib = self.explainer.booster.predict(

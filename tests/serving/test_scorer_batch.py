@@ -161,3 +161,20 @@ def test_every_model_feature_of_the_champion_has_a_reason_sentence(tmp_path, cha
             assert spec.code != "OTHER" and spec.code in REASON_CATALOGUE, name
     finally:
         scorer.close()
+
+
+def test_the_calibration_shortcut_equals_the_calibrators_predict(tmp_path, champion, seeded_state) -> None:
+    import numpy as np
+
+    from serving.scorer import _calibration_function
+
+    scorer = _scorer(tmp_path, seeded_state, "calibration")
+    try:
+        raw = np.linspace(-30, 30, 4001)  # raw LightGBM scores (always finite), beyond both ends
+        for cc in scorer.pipeline[-1].calibrated_classifiers_:
+            calibrator = cc.calibrators[0]
+            fast = _calibration_function(calibrator)
+            assert fast is not calibrator.predict  # the shortcut is in use for isotonic calibration
+            np.testing.assert_array_equal(fast(raw), calibrator.predict(raw))
+    finally:
+        scorer.close()
