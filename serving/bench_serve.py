@@ -66,13 +66,30 @@ and 1,155 ms at 16 clients before (the pauses), 30 ms and 207 ms after (``kycris
 (``Scorer.score`` p50 2.1 ms against 1.05 ms for lookup + score + reasons in-process), and its
 variance on this shared disk is what remains in p99 (10-25 ms) for both apps.
 
-Throughput at 16 clients is bounded by one GIL (the Scorer thread and the event loop, about 0.85
-of a core) and by that fsync. BentoML spends about 2.5 times the bare app's event-loop CPU per
-request (py-spy, 250 Hz, 16 clients: 837 against 304 busy samples for fewer requests); turning off
-its access log and metrics and excluding ``/score`` from tracing (configuration, not applied:
-observability) gained 10-20%, not enough to close the gap, so the remaining gap is BentoML's
-request path itself. Proposed for the Scorer (not changed here): group commit of the decision log
-(one fsync for the orders that arrive together) would lift both apps at 16 clients.
+Throughput at 16 clients: what was changed, and what each change gave
+----------------------------------------------------------------------
+First measurement (after the GC fix): bare 284 req/s, BentoML 182 req/s at 16 clients (0.64),
+both servers at about 0.9 of a core: the Scorer held its lock through features, model, TreeSHAP,
+reasons and the fsynced log append, and ran on one thread. Then, measured with this command on
+the demo state (quiet machine, one change at a time, rounds alternating the servers):
+
+1. ``Scorer.score`` holds its lock only to look up and apply the order's features; deciding runs
+   outside it (LightGBM and sqlite release the GIL), the decision log appends with group commit,
+   and both servers get 4 request threads (``serving.service.THREADS``): BentoML 156 -> 231 req/s,
+   bare 219 -> 319 (the machine was busier in the first of these runs).
+2. The scoring paths leave BentoML's access log (the decision log records every decision; the
+   Guard logs refusals) and OpenTelemetry span creation (no exporter is configured by default;
+   ``KYCRISK_TRACE_SCORING=on`` restores it); metrics stay. Each alone gave 5-15%; together about
+   +20% (py-spy: the spans were the largest single item of BentoML's event-loop time).
+3. Less work per order: the isotonic calibrator without scikit-learn's per-call input checks (the
+   same numbers, tested), one normalisation per order instead of two, and the answer built from
+   the decision instead of decoding the record just written: in-process ``Scorer.score`` p50
+   2.28 -> 1.78 ms.
+
+Result (``kycrisk bench serve --json``, 4 rounds of 10 s): bare 427 req/s, BentoML 353 req/s at
+16 clients (0.83); at one client 392 and 364 (0.93), BentoML p99 / p50 2.5. Tried and not kept:
+more request threads (8: no gain, 16: -10%), a 1 ms GIL switch interval (no gain), turning the
+Prometheus metrics off (no measurable gain once 2. was in).
 """
 
 from __future__ import annotations
