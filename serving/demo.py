@@ -152,7 +152,8 @@ def _show(decision: dict[str, Any], title: str, out: Callable[[str], None], n_re
     for reason in decision["reasons"][:n_reasons]:
         contribution = reason.get("contribution")
         weight = f" [{contribution:+.2f} log-odds]" if contribution is not None else ""
-        out(f"    - {reason['code']}{weight}: {reason['message']}")
+        decisive = {True: " (decisive)", False: " (not decisive)"}.get(reason.get("decisive"), "")
+        out(f"    - {reason['code']}{weight}{decisive}: {reason['message']}")
 
 
 def _pick(decisions: list[tuple[dict[str, Any], dict[str, Any]]], action: str) -> tuple[dict, dict] | None:
