@@ -52,6 +52,7 @@ def load_scorer() -> Scorer:
         state_dir=Path(os.environ.get("KYCRISK_STATE_DIR", "state")),
         watchlist=os.environ.get("KYCRISK_WATCHLIST") or None,
         clock=Clock.from_env(),
+        risk_tier=os.environ.get("KYCRISK_RISK_TIER", "required").lower(),
     )
     seed = os.environ.get("KYCRISK_SEED_DATA")
     if seed and len(scorer.profiles) == 0:

@@ -405,6 +405,7 @@ class Scorer:
         decision_log_key: bytes | str | None = None,
         fast: bool = True,
         clock: Clock | None = None,
+        risk_tier: str = "optional",
     ) -> Scorer:
         """Load the fraud champion (and the risk-tier champion when there is one) and open the state.
 
@@ -419,6 +420,9 @@ class Scorer:
             fast: score with the dict fast path (``score_fast``) when the Pipeline has the known
                 shape; ``False`` always runs the pandas Pipeline (``score_pipeline``).
             clock: the clock that bounds event times (default: real time, 5 minutes of skew).
+            risk_tier: ``"required"``: a missing or untrusted ``kycrisk-risk-tier`` champion is a
+                ``ModelUnavailable`` too (the service's default); ``"optional"``: onboarding then
+                falls back to the hard rules and a simple score, and says so in its reasons.
 
         Raises:
             ModelUnavailable: no champion, or the artifact fails the trusted-type review.
@@ -433,12 +437,23 @@ class Scorer:
             ) from exc
         except ValueError as exc:
             raise ModelUnavailable(f"refusing to load the {FRAUD_MODEL} champion: {exc}") from exc
-        risk_tier = None
+        if risk_tier not in ("required", "optional"):
+            raise ValueError(f"risk_tier must be 'required' or 'optional', got {risk_tier!r}")
+        risk_model = None
         try:
-            risk_tier = tracking.load_model(RISK_TIER_MODEL, tracking.CHAMPION)
-        except LookupError:
+            risk_model = tracking.load_model(RISK_TIER_MODEL, tracking.CHAMPION)
+        except LookupError as exc:
+            if risk_tier == "required":
+                raise ModelUnavailable(
+                    f"no {tracking.CHAMPION!r} version of {RISK_TIER_MODEL} in "
+                    f"{tracking.resolve_tracking_uri(tracking_uri)}: train and promote one (kycrisk train), "
+                    "or allow onboarding by rules only (KYCRISK_RISK_TIER=optional)"
+                ) from exc
             log.info("no %s champion: onboarding decides by hard rules and a simple score", RISK_TIER_MODEL)
-        except Exception as exc:  # a broken or untrusted risk-tier model must not stop order scoring
+        except Exception as exc:
+            if risk_tier == "required":
+                raise ModelUnavailable(f"refusing to load the {RISK_TIER_MODEL} champion: {exc}") from exc
+            # optional: a broken or untrusted risk-tier model must not stop order scoring
             log.warning("not using %s: %s", RISK_TIER_MODEL, exc)
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -446,7 +461,7 @@ class Scorer:
         if decision_log_key is None:
             decision_log_key = secret_from_env(KEY_ENV)
         return cls(
-            model, state_dir, screener=screener, risk_tier_model=risk_tier, salt=salt,
+            model, state_dir, screener=screener, risk_tier_model=risk_model, salt=salt,
             decision_log_key=decision_log_key, fast=fast, clock=clock,
         )  # fmt: skip
 

@@ -32,6 +32,9 @@ Configuration (environment variables):
 - ``KYCRISK_PII_SALT``, ``KYCRISK_DECISION_LOG_KEY``: decision-log pseudonym salt and HMAC key
   (see ``serving.decision_log``).
 - ``KYCRISK_MAX_BODY_BYTES``: request body limit (default 2,000,000 bytes; larger → 413).
+- ``KYCRISK_RISK_TIER``: ``required`` (default: the service refuses to start without a trusted
+  ``kycrisk-risk-tier`` champion, as without a ``kycrisk-fraud`` one) or ``optional`` (onboarding
+  then decides by the hard rules and a simple score, and says so in its reasons).
 - ``KYCRISK_THREADS``: threads serving requests in the one worker process (default 4).
 - ``KYCRISK_TRACE_SCORING``: ``on`` to create OpenTelemetry spans for ``/score`` and
   ``/score_batch`` too (default off: no exporter is configured by default and the spans cost about
@@ -217,6 +220,7 @@ class KycRiskService:
             state_dir=state,
             watchlist=os.environ.get("KYCRISK_WATCHLIST") or None,
             clock=Clock.from_env(),
+            risk_tier=os.environ.get("KYCRISK_RISK_TIER", "required").lower(),
         )
         seed = os.environ.get("KYCRISK_SEED_DATA")
         if seed and len(self.scorer.profiles) == 0:

@@ -34,8 +34,9 @@ def _stamps(folder) -> dict:
 
 
 def test_short_run_reports_every_figure_and_stops_the_servers(
-    champion, seeded_state, mlflow_store, tmp_path
+    champion, seeded_state, mlflow_store, tmp_path, monkeypatch
 ) -> None:
+    monkeypatch.setenv("KYCRISK_RISK_TIER", "optional")  # the servers get this package's fraud champion only
     before = _stamps(seeded_state)
     result = run(
         champion.history,

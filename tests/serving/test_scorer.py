@@ -244,3 +244,34 @@ def test_audit_replay_recomputes_logged_decisions(state) -> None:
         assert report.version == response.models["kycrisk-fraud"]
     with pytest.raises(KeyError, match="no decision"):
         replay_decision(folder / "decisions.sqlite", "01NOSUCHDECISION")
+
+
+def test_a_required_risk_tier_champion_that_is_missing_or_untrusted_is_a_clear_error(
+    tmp_path, monkeypatch, champion
+) -> None:
+    from training import tracking
+
+    real = tracking.load_model
+
+    def no_risk_champion(name, alias="champion"):
+        if name == "kycrisk-risk-tier":
+            raise LookupError(f"registered model {name!r} has no alias {alias!r}")
+        return real(name, alias)
+
+    monkeypatch.setattr(tracking, "load_model", no_risk_champion)
+    with pytest.raises(
+        ModelUnavailable, match="no 'champion' version of kycrisk-risk-tier.*KYCRISK_RISK_TIER"
+    ):
+        Scorer.from_registry(state_dir=tmp_path / "a", risk_tier="required")
+    optional = Scorer.from_registry(state_dir=tmp_path / "b", risk_tier="optional")
+    assert optional.risk_tier_model is None
+    optional.close()
+
+    def untrusted_risk(name, alias="champion"):
+        if name == "kycrisk-risk-tier":
+            raise ValueError("untrusted type(s) in model: evil.Thing")
+        return real(name, alias)
+
+    monkeypatch.setattr(tracking, "load_model", untrusted_risk)
+    with pytest.raises(ModelUnavailable, match="refusing to load the kycrisk-risk-tier.*untrusted"):
+        Scorer.from_registry(state_dir=tmp_path / "c", risk_tier="required")

@@ -39,6 +39,7 @@ def server(tmp_path_factory, champion, mlflow_store, seeded_state):
         "KYCRISK_STATE_DIR": str(state),
         "KYCRISK_API_KEY": API_KEY,
         "KYCRISK_AUDITOR_KEY": AUDITOR_KEY,
+        "KYCRISK_RISK_TIER": "optional",  # these tests serve the fraud champion only
         "BENTOML_DO_NOT_TRACK": "true",
     }
     log_file = (state / "server.log").open("w")
