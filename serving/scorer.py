@@ -121,6 +121,7 @@ FRAUD_MODEL = "kycrisk-fraud"  # training.run.FRAUD_MODEL (not imported: trainin
 RISK_TIER_MODEL = "kycrisk-risk-tier"
 CUSTOMER_COLUMNS = ("customer_id", "role", *PROFILE_COLUMNS, *OPTIONAL_PROFILE_COLUMNS)
 TOP_REASONS = 5
+_REASON_FIELDS = frozenset(Reason.model_fields)  # read once: pydantic's model_fields is a slow property
 # Profile features that depend on the event time (recomputed per order by the fast path); every other
 # output of ``PartyProfileFeatures`` depends on the profile alone and is cached per profile version.
 TIME_DEPENDENT = (
@@ -941,9 +942,7 @@ class Scorer:
 
     @staticmethod
     def _reasons(reasons: list[dict[str, Any]]) -> list[Reason]:
-        return [
-            Reason.model_validate({k: v for k, v in r.items() if k in Reason.model_fields}) for r in reasons
-        ]
+        return [Reason.model_validate({k: v for k, v in r.items() if k in _REASON_FIELDS}) for r in reasons]
 
     def _response(self, record: DecisionRecord, transaction_id: str) -> ScoreResponse:
         return ScoreResponse(
