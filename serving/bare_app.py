@@ -14,7 +14,7 @@ service does on that path and nothing else, so that the difference between the t
 - the Scorer runs in worker threads behind a limiter of ``serving.service.THREADS`` threads, as
   BentoML runs a sync API (``threads=THREADS``), so the event loop keeps accepting and parsing
   while orders are scored;
-- uvicorn with the options BentoML's worker passes (h11, asyncio loop, backlog 2048, keep-alive
+- uvicorn with the options BentoML's worker passes (auto loop and HTTP parser: uvloop and httptools, backlog 2048, keep-alive
   5 s, no server header) and no access log;
 - the same start-up as the service (``serving.service.finish_startup``).
 
@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        loop="asyncio",
-        http="h11",
+        # "auto", as BentoML's worker leaves them: uvloop and httptools when installed
+        loop="auto",
+        http="auto",
         lifespan="off",
         backlog=2048,
         timeout_keep_alive=5,

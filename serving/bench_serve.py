@@ -86,6 +86,10 @@ the demo state (quiet machine, one change at a time, rounds alternating the serv
    the decision instead of decoding the record just written: in-process ``Scorer.score`` p50
    2.28 -> 1.78 ms.
 
+4. ``httptools`` and ``uvloop`` installed (uvicorn uses them when present; BentoML's worker leaves
+   the choice on "auto", and the bare app now does too): the event loop's share of the GIL fell
+   from 55% to 43% of samples (py-spy); throughput within the noise of the runs below.
+
 Result (``kycrisk bench serve --json``, 4 rounds of 10 s; three runs of the final code on this
 shared machine): BentoML 283-353 req/s at 16 clients (median 293), bare 324-427 (BentoML / bare
 0.83-0.91); at one client BentoML 236-364, bare 294-392 (0.80-0.93), BentoML p99 / p50 2.3-2.5.
