@@ -90,10 +90,10 @@ the demo state (quiet machine, one change at a time, rounds alternating the serv
    the choice on "auto", and the bare app now does too): the event loop's share of the GIL fell
    from 55% to 43% of samples (py-spy); throughput within the noise of the runs below.
 
-Result (``kycrisk bench serve --json``, 4 rounds of 10 s; three runs of the final code on this
-shared machine): BentoML 283-353 req/s at 16 clients (median 293), bare 324-427 (BentoML / bare
-0.83-0.91); at one client BentoML 236-364, bare 294-392 (0.80-0.93), BentoML p99 / p50 2.3-2.5.
-The 300 req/s target is met in one of the three runs: the remaining cost is about 1.8 ms of
+Result (``kycrisk bench serve --json``, 4 rounds of 10 s; four runs of the final code on this
+shared machine): BentoML 283-353 req/s at 16 clients (median 296), bare 324-427 (BentoML / bare
+0.83-0.91); at one client BentoML 236-364, bare 294-392 (0.76-0.93), BentoML p99 / p50 2.3-2.5.
+The 300 req/s target is met in one of the four runs: the remaining cost is about 1.8 ms of
 Python per order in the Scorer (decision-log encoding and hashing, two sqlite commits, reasons)
 plus BentoML's request path, on one GIL. Tried and not kept:
 more request threads (8: no gain, 16: -10%), a 1 ms GIL switch interval (no gain), turning the
