@@ -91,6 +91,7 @@ __all__ = [
     "customer_patterns",
     "customer_review_targets",
     "customer_rows",
+    "profile_links",
     "customer_targets",
     "screen_snapshots",
     "snapshot_times",
@@ -728,6 +729,28 @@ def customer_behaviour(
     )
 
 
+def profile_links(customer_id: str, customers: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``customers`` are the customer or share a phone, address or e-mail with it.
+
+    The comparison normalises as ``customer_behaviour`` does (text, stripped, lower case); a
+    customer missing from ``customers`` links to nobody.
+
+    Returns:
+        A boolean mask over the rows of ``customers``.
+    """
+    ids = _text(customers["customer_id"])
+    keep = np.asarray(ids == str(customer_id), dtype=bool)
+    if keep.any():
+        for column in LINK_PROFILE_COLUMNS:
+            if column not in customers.columns:
+                continue
+            norm = customers[column].astype("str").str.strip().str.lower()
+            own = set(norm[keep].dropna())
+            if own:
+                keep = keep | np.asarray(norm.isin(own) & norm.notna(), dtype=bool)
+    return keep
+
+
 def customer_rows(
     customer_id: str,
     transactions: pd.DataFrame,
@@ -762,14 +785,8 @@ def customer_rows(
     linked = set(tx_buyer[tx_keep & transactions["device_id"].isin(my_devices)]) | set(
         ev_customer[ev_keep & account_events["device_id"].isin(my_devices)]
     )
-    me = customers[_text(customers["customer_id"]) == cid]
-    profile_keep = _text(customers["customer_id"]) == cid
-    for column in LINK_PROFILE_COLUMNS:
-        if column in customers.columns and len(me):
-            norm = customers[column].astype("str").str.strip().str.lower()
-            mine = set(norm[(_text(customers["customer_id"]) == cid).to_numpy()].dropna())
-            profile_keep |= norm.isin(mine) & norm.notna()
-    linked |= set(_text(customers.loc[profile_keep.to_numpy(), "customer_id"]))
+    profile_keep = profile_links(cid, customers)
+    linked |= set(_text(customers.loc[profile_keep, "customer_id"]))
     linked.add(cid)
     tx_ids = set(_text(transactions.loc[tx_keep.to_numpy(), "transaction_id"]))
     entity = _text(labels["entity_id"])

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.customer import profile_links
 from features.online import timestamp_us
 
 __all__ = ["ACCOUNT_EVENT_COLUMNS", "LABEL_COLUMNS", "TRANSACTION_COLUMNS", "CustomerHistory"]
@@ -86,8 +87,6 @@ _INDEXES = (
     ("account_events", "device_id"),
     ("labels", "entity_id, entity_type"),
 )
-# features.customer.LINK_PROFILE_COLUMNS: profile fields whose equality links two customers.
-_LINK_PROFILE_COLUMNS = ("phone", "address", "email")
 
 
 def _missing(value: Any) -> bool:
@@ -292,16 +291,7 @@ class CustomerHistory:
             linked = set(transactions.loc[transactions["device_id"].isin(mine).to_numpy(), "buyer_id"])
             linked |= set(events.loc[events["device_id"].isin(mine).to_numpy(), "customer_id"])
             ids = customers["customer_id"].astype("str")
-            profile_keep = np.array(ids == cid, dtype=bool)
-            if profile_keep.any():
-                for column in _LINK_PROFILE_COLUMNS:
-                    if column not in customers.columns:
-                        continue
-                    # the normalisation of features.customer (customer_rows, customer_behaviour)
-                    norm = customers[column].astype("str").str.strip().str.lower()
-                    own = set(norm[profile_keep].dropna())
-                    if own:
-                        profile_keep = profile_keep | np.asarray(norm.isin(own) & norm.notna(), dtype=bool)
+            profile_keep = profile_links(cid, customers)
             linked |= set(ids[profile_keep])
             linked.add(cid)
             labels = self._select(
