@@ -148,16 +148,6 @@ class BenchError(RuntimeError):
 # --- the order stream ---------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value.item() if hasattr(value, "item") else value
-
-
 def order_templates(data_dir: Path, n: int = TEMPLATES, seed: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Real orders to resample, and the time after which new orders are accepted.
 
@@ -176,7 +166,7 @@ def order_templates(data_dir: Path, n: int = TEMPLATES, seed: int = 0) -> tuple[
     import pandas as pd
 
     from features.online import timestamp_us
-    from serving.schemas import Order
+    from serving.schemas import Order, request_body
 
     txns = pd.read_parquet(data_dir / "transactions.parquet", columns=list(Order.model_fields))
     newest = [txns["occurred_at"].max()]
@@ -186,7 +176,7 @@ def order_templates(data_dir: Path, n: int = TEMPLATES, seed: int = 0) -> tuple[
     start_us = max(timestamp_us(t) for t in newest if t is not pd.NaT)
     rng = np.random.default_rng(seed)
     rows = txns.iloc[rng.choice(len(txns), size=n, replace=len(txns) < n)]
-    templates = [{k: _plain(v) for k, v in rec.items()} for rec in rows.to_dict("records")]
+    templates = [request_body(rec, Order.model_fields) for rec in rows.to_dict("records")]
     Order.model_validate(templates[0])  # fail here, not in the servers, if the data and schema disagree
     return templates, start_us
 

@@ -38,7 +38,7 @@ from features.documents import with_check_digit
 from features.validation import load_valid_dataset
 from serving.decision_log import verify_path
 from serving.replay import replay_decision
-from serving.schemas import MAX_BATCH, AccountEvent, Label, Order
+from serving.schemas import MAX_BATCH, AccountEvent, Label, Order, request_body
 from serving.scorer import Scorer
 from serving.server_process import Server
 
@@ -48,22 +48,6 @@ log = logging.getLogger(__name__)
 ORDER_FIELDS = tuple(Order.model_fields)
 EVENT_FIELDS = tuple(f for f in AccountEvent.model_fields if f != "kind")
 LABEL_FIELDS = tuple(f for f in Label.model_fields if f != "kind")
-
-
-def _json_value(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def _body(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {f: _json_value(row.get(f)) for f in fields if _json_value(row.get(f)) is not None}
 
 
 def split_history(tables: dict[str, pd.DataFrame], cut: pd.Timestamp, folder: Path) -> dict[str, int]:
@@ -86,15 +70,29 @@ def replay_stream(tables: dict[str, pd.DataFrame], cut: pd.Timestamp) -> list[tu
     items: list[tuple[pd.Timestamp, int, str, dict[str, Any]]] = []
     orders = tables["transactions"][tables["transactions"]["occurred_at"] >= cut]
     for row in orders.to_dict("records"):
-        items.append((row["occurred_at"], 1, "order", _body(row, ORDER_FIELDS)))
+        items.append((row["occurred_at"], 1, "order", request_body(row, ORDER_FIELDS, drop_missing=True)))
     events = tables["account_events"][tables["account_events"]["occurred_at"] >= cut]
     for row in events.to_dict("records"):
-        items.append((row["occurred_at"], 0, "event", {"kind": "account_event", **_body(row, EVENT_FIELDS)}))
+        items.append(
+            (
+                row["occurred_at"],
+                0,
+                "event",
+                {"kind": "account_event", **request_body(row, EVENT_FIELDS, drop_missing=True)},
+            )
+        )
     end = tables["transactions"]["occurred_at"].max()
     # labels known after the last order have not happened yet at the replay's "now"
     labels = tables["labels"][(tables["labels"]["known_at"] >= cut) & (tables["labels"]["known_at"] <= end)]
     for row in labels.to_dict("records"):
-        items.append((row["known_at"], 0, "event", {"kind": "label", **_body(row, LABEL_FIELDS)}))
+        items.append(
+            (
+                row["known_at"],
+                0,
+                "event",
+                {"kind": "label", **request_body(row, LABEL_FIELDS, drop_missing=True)},
+            )
+        )
     items.sort(key=lambda item: (item[0], item[1]))
     return [(kind, body) for _, _, kind, body in items]
 
@@ -105,7 +103,7 @@ def new_profiles(tables: dict[str, pd.DataFrame], now: pd.Timestamp) -> dict[str
     base = customers[(customers["customer_type"] == "individual") & (customers["role"] == "buyer")]
     base = base[base["document_type"] == "passport"].iloc[0].to_dict()
     when = (now - pd.Timedelta(minutes=1)).isoformat()
-    ordinary = {k: _json_value(v) for k, v in base.items() if _json_value(v) is not None}
+    ordinary = request_body(base, base, drop_missing=True)
     ordinary.update(
         customer_id="C-DEMO-ORDINARY", full_name="Anna Schmidt", email="anna.schmidt@example.org",
         phone="+4915112345678", address="Hauptstrasse 5, Berlin", nationality="DE", residence_country="DE",

@@ -19,9 +19,11 @@ probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from features.contracts import CURRENCIES, CUSTOMER_ROLES, CUSTOMER_TYPES, LABEL_ENTITY_TYPES
@@ -38,6 +40,29 @@ Currency = Literal[CURRENCIES]  # type: ignore[valid-type]
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+def json_value(value: Any) -> Any:
+    """A table value (pandas, numpy or Python) as a JSON request value: missing -> None, times -> ISO 8601."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
+def request_body(
+    row: Mapping[str, Any], fields: Iterable[str], *, drop_missing: bool = False
+) -> dict[str, Any]:
+    """The request fields of a table row (e.g. ``request_body(row, Order.model_fields)``), JSON-ready.
+
+    Args:
+        row: a table row (``DataFrame.to_dict("records")``).
+        fields: the request's field names; fields absent from ``row`` are missing.
+        drop_missing: leave missing values out instead of sending them as null.
+    """
+    body = {f: json_value(row.get(f)) for f in fields}
+    return {f: v for f, v in body.items() if v is not None} if drop_missing else body
 
 
 class _Request(BaseModel):

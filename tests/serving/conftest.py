@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from features.synthetic import generate, write_dataset
+from serving.schemas import Order, request_body
 from training import tracking
 from training.run import DEFAULT_CONFIG, FRAUD_MODEL
 
@@ -189,24 +190,7 @@ def fresh_state(seeded: Path, target: Path) -> Path:
 
 def order_request(row: dict, transaction_id: str | None = None) -> dict:
     """A held-out transactions row as a JSON request body."""
-    out = {}
-    for key, value in row.items():
-        if key not in {f for f in _ORDER_FIELDS}:
-            continue
-        if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
-            value = None
-        elif isinstance(value, pd.Timestamp):
-            value = value.isoformat()
-        elif hasattr(value, "item"):
-            value = value.item()
-        out[key] = value
+    out = request_body(row, (f for f in Order.model_fields if f in row))
     if transaction_id is not None:
         out["transaction_id"] = transaction_id
     return out
-
-
-_ORDER_FIELDS = (
-    "transaction_id", "occurred_at", "buyer_id", "seller_id", "amount", "currency", "goods_category",
-    "unit_price", "quantity", "payment_method", "buyer_country", "seller_country", "device_id",
-    "ip_address", "ip_country",
-)  # fmt: skip
