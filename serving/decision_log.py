@@ -841,12 +841,12 @@ class _Prepared:
 class _Slot:
     """One thread's decision in a group commit."""
 
-    __slots__ = ("prepared", "done", "record", "error")
+    __slots__ = ("prepared", "done", "row", "error")
 
     def __init__(self, prepared: _Prepared):
         self.prepared = prepared
         self.done = False
-        self.record: dict[str, Any] | None = None  # the stored row
+        self.row: dict[str, Any] | None = None  # the stored row
         self.error: BaseException | None = None
 
 
@@ -1109,22 +1109,22 @@ class DecisionLog:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 try:
-                    records = self._write([s.prepared for s in batch])
+                    rows = self._write([s.prepared for s in batch])
                 except Exception:
                     # one bad decision (a duplicate id) must not fail the others: retry one by one
                     for s in batch:
                         try:
-                            s.record = self._write([s.prepared])[0]
+                            s.row = self._write([s.prepared])[0]
                         except Exception as exc:
                             s.error = exc
                         s.done = True
                 else:
-                    for s, record in zip(batch, records, strict=True):
-                        s.record, s.done = record, True
+                    for s, row in zip(batch, rows, strict=True):
+                        s.row, s.done = row, True
         if slot.error is not None:
             raise slot.error
-        assert slot.record is not None
-        return slot.record
+        assert slot.row is not None
+        return slot.row
 
     def append_many(self, records: Iterable[DecisionInput | Mapping[str, Any]]) -> list[DecisionRecord]:
         """Append several decisions in one transaction (batch scoring): all or none.

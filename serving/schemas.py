@@ -186,6 +186,16 @@ class Screening(BaseModel):
     score: float | None = None
     entry_id: str | None = None
 
+    @classmethod
+    def from_columns(cls, screen: Mapping[str, Any]) -> Screening:
+        """From the screener's output columns (``screen_status``, ``screen_list_type``, ...)."""
+        return cls(
+            status=screen.get("screen_status"),
+            list_type=screen.get("screen_list_type"),
+            score=screen.get("screen_score"),
+            entry_id=screen.get("screen_entry_id"),
+        )
+
 
 class OnboardResponse(BaseModel):
     decision_id: str

@@ -1054,12 +1054,7 @@ class Scorer:
             action=decision.action,
             risk_score=score,
             reasons=self._reasons(record.reasons),
-            screening=Screening(
-                status=screen.get("screen_status"),
-                list_type=screen.get("screen_list_type"),
-                score=screen.get("screen_score"),
-                entry_id=screen.get("screen_entry_id"),
-            ),
+            screening=Screening.from_columns(screen),
             models={},
             profile_version=version,
         )
@@ -1275,12 +1270,7 @@ class Scorer:
             action=record.action,
             risk_score=float(record.score),
             reasons=self._reasons(record.reasons),
-            screening=Screening(
-                status=screen_now.get("screen_status"),
-                list_type=screen_now.get("screen_list_type"),
-                score=screen_now.get("screen_score"),
-                entry_id=screen_now.get("screen_entry_id"),
-            ),
+            screening=Screening.from_columns(screen_now),
             models={r.model.name: r.model.version},
             profile_version=version,
             feature_set=r.feature_set,
