@@ -491,6 +491,14 @@ CREATE TABLE IF NOT EXISTS first_seen(
 """
 
 
+class LateEventError(ValueError):
+    """An event older than the allowed lateness; ``index`` is its position in the checked sequence."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
 class OnlineFeatureStore:
     """Features of one new transaction at a time, from state kept in memory and in sqlite.
 
@@ -641,12 +649,30 @@ class OnlineFeatureStore:
         values = compute_row_features(self._row_names, inputs, self.reference)
         return {k: float(v[0]) for k, v in values.items()}
 
-    def _check_time(self, t: int, what: str) -> None:
-        if self._watermark is not None and t < self._watermark - self.lateness_us:
+    def _check_time(self, t: int, what: str, watermark: int | None = None) -> None:
+        watermark = self._watermark if watermark is None else watermark
+        if watermark is not None and t < watermark - self.lateness_us:
             raise ValueError(
                 f"{what} at {pd.Timestamp(t, unit='us', tz='UTC')} is older than the allowed lateness behind "
-                f"the newest event ({pd.Timestamp(self._watermark, unit='us', tz='UTC')})"
+                f"the newest event ({pd.Timestamp(watermark, unit='us', tz='UTC')})"
             )
+
+    def check_lateness(self, times: Iterable[Any], what: str = "event") -> None:
+        """Check, without changing anything, that events at ``times`` applied in this order would all
+        be accepted (each within the allowed lateness behind the newest one before it).
+
+        Raises:
+            LateEventError: ``index`` is the position of the first event that would be refused.
+        """
+        with self._lock:
+            watermark = self._watermark
+            for i, value in enumerate(times):
+                t = timestamp_us(value)
+                try:
+                    self._check_time(t, f"{what} {i}", watermark)
+                except ValueError as exc:
+                    raise LateEventError(i, str(exc)) from None
+                watermark = t if watermark is None else max(watermark, t)
 
     def _check_currency(self, event: Mapping[str, Any]) -> None:
         if self.feature_set.single_currency:
@@ -745,20 +771,7 @@ class OnlineFeatureStore:
     def _apply_txn(self, txn_id: str, t: int, rec: dict[str, Any], event: Mapping[str, Any]) -> bool:
         if txn_id in self._txns:
             return False
-        seq = self._seq + 1
-        first_rows = self._new_first_seen(self._txn_groups, rec, t)
-
-        def write() -> None:
-            self._conn.execute(
-                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, 'txn', ?, ?, ?)",
-                (seq, txn_id, t, _dumps(rec)),
-            )
-            self._write_first_seen(first_rows)
-            self._write_watermark(t, event)
-
-        self._transaction(write)
-        self._seq = seq
-        self._after_commit(lambda: self._apply_txn_memory(txn_id, t, rec, seq), t, event)
+        self._append_event("txn", txn_id, t, rec, self._txn_groups, event, self._apply_txn_memory)
         return True
 
     def apply_account_event(self, event: Mapping[str, Any]) -> bool:
@@ -781,21 +794,28 @@ class OnlineFeatureStore:
             return self._apply_ae(event_id, t, rec, groups)
 
     def _apply_ae(self, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group]) -> bool:
+        self._append_event("ae", event_id, t, rec, groups, None, self._apply_ae_memory)
+        return True
+
+    def _append_event(
+        self, kind: str, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group],
+        event: Mapping[str, Any] | None, apply_memory: Callable[[str, int, Mapping[str, Any], int], None],
+    ) -> None:  # fmt: skip
+        """Write one event (``kind`` ``txn`` or ``ae``) in one sqlite transaction, then to memory."""
         seq = self._seq + 1
         first_rows = self._new_first_seen(groups, rec, t)
 
         def write() -> None:
             self._conn.execute(
-                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, 'ae', ?, ?, ?)",
-                (seq, event_id, t, _dumps(rec)),
+                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, ?, ?, ?, ?)",
+                (seq, kind, event_id, t, _dumps(rec)),
             )
             self._write_first_seen(first_rows)
-            self._write_watermark(t, None)
+            self._write_watermark(t, event)
 
         self._transaction(write)
         self._seq = seq
-        self._after_commit(lambda: self._apply_ae_memory(event_id, t, rec, seq), t, None)
-        return True
+        self._after_commit(lambda: apply_memory(event_id, t, rec, seq), t, event)
 
     def apply_label(self, label: Mapping[str, Any]) -> bool:
         """Record a label (contract columns of ``labels``) as known from its ``known_at``.
@@ -1540,4 +1560,4 @@ def event_log(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, dict[str, A
     return [(kind, rec) for *_, kind, rec in items]
 
 
-__all__ = ["OnlineFeatureStore", "event_log", "timestamp_us"]
+__all__ = ["LateEventError", "OnlineFeatureStore", "event_log", "timestamp_us"]

@@ -87,7 +87,7 @@ import pandas as pd
 
 from features.assemble import SCREEN_COLUMNS, model_frame
 from features.customer import customer_behaviour, customer_flags, customer_frame
-from features.online import OnlineFeatureStore, event_log
+from features.online import LateEventError, OnlineFeatureStore, event_log
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS, PartyProfileFeatures
 from features.screening import WatchlistScreener
 from serving.decision_log import (
@@ -914,8 +914,6 @@ class Scorer:
 
     def _check_batch(self, events: list[dict[str, Any]]) -> None:
         """Refuse a batch before any of it is applied: unknown customers, times (caller holds the lock)."""
-        watermark = self.features._watermark
-        lateness = self.features.lateness_us
         seen: set[str] = set()
         for i, event in enumerate(events):
             where = f"orders[{i}]."
@@ -925,20 +923,16 @@ class Scorer:
                         f"{field} {event[field]!r} is not a known customer: onboard it first", where + field
                     )
             self.clock.check(event["occurred_at"], where + "occurred_at")
-            t = _us(event["occurred_at"])
-            if watermark is not None and t < watermark - lateness:
-                raise ScorerError(
-                    f"order {event['transaction_id']} at {event['occurred_at']} is older than the allowed "
-                    f"lateness behind the newest event ({pd.Timestamp(watermark, unit='us', tz='UTC')})",
-                    where + "occurred_at",
-                )
-            watermark = t if watermark is None else max(watermark, t)
             if event["transaction_id"] in seen:
                 raise ScorerError(
                     f"transaction_id {event['transaction_id']!r} appears twice in the batch",
                     where + "transaction_id",
                 )
             seen.add(event["transaction_id"])
+        try:
+            self.features.check_lateness((e["occurred_at"] for e in events), what="order")
+        except LateEventError as exc:
+            raise ScorerError(str(exc), f"orders[{exc.index}].occurred_at") from exc
 
     @staticmethod
     def _reasons(reasons: list[dict[str, Any]]) -> list[Reason]:

@@ -455,3 +455,16 @@ def test_a_failed_bulk_apply_leaves_the_store_empty(tables, tmp_path, fail_at):
     reference = store()
     assert again.bulk_apply(log) == _one_by_one(reference, log)
     assert _memory(again) == _memory(reference)
+
+
+def test_check_lateness_names_the_first_late_event_and_changes_nothing() -> None:
+    from features.online import LateEventError
+
+    store = OnlineFeatureStore(":memory:", "fraud_v1", allowed_lateness="1d")
+    t0 = pd.Timestamp("2026-03-01T12:00:00Z")
+    store.check_lateness([t0, t0 - pd.Timedelta(hours=23), t0 + pd.Timedelta(days=3)])  # all accepted
+    with pytest.raises(LateEventError) as err:
+        store.check_lateness([t0, t0 + pd.Timedelta(days=3), t0 + pd.Timedelta(days=1)], what="order")
+    assert err.value.index == 2 and "order 2" in str(err.value)
+    assert store._watermark is None
+    store.close()
