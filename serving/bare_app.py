@@ -40,7 +40,7 @@ from starlette.routing import Route
 
 from serving.schemas import MAX_BODY_BYTES, Order
 from serving.scorer import Clock, Scorer, ScorerError
-from serving.service import THREADS, Guard, finish_startup
+from serving.service import THREADS, Guard, finish_startup, risk_tier_setting
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def load_scorer() -> Scorer:
         state_dir=Path(os.environ.get("KYCRISK_STATE_DIR", "state")),
         watchlist=os.environ.get("KYCRISK_WATCHLIST") or None,
         clock=Clock.from_env(),
-        risk_tier=os.environ.get("KYCRISK_RISK_TIER", "required").lower(),
+        risk_tier=risk_tier_setting(),
     )
     seed = os.environ.get("KYCRISK_SEED_DATA")
     if seed and len(scorer.profiles) == 0:

@@ -84,7 +84,22 @@ from serving.scorer import Clock, Scorer, ScorerError
 log = logging.getLogger(__name__)
 
 decisions_app = FastAPI(title="kycrisk decision log (auditors)")
-THREADS = int(os.environ.get("KYCRISK_THREADS", "4"))  # request threads of the one worker process
+
+
+def risk_tier_setting() -> str:
+    value = os.environ.get("KYCRISK_RISK_TIER", "required").strip().lower()
+    if value not in ("required", "optional"):
+        raise ValueError(f"KYCRISK_RISK_TIER must be 'required' or 'optional', got {value!r}")
+    return value
+
+
+def threads_setting(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"KYCRISK_THREADS must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+THREADS = threads_setting(os.environ.get("KYCRISK_THREADS", "4"))  # request threads of the one worker process
 # Observability of the high-volume scoring paths. Every decision is already in the tamper-evident
 # decision log, so BentoML's access log skips them (``Guard`` logs the requests it refuses); and
 # BentoML creates OpenTelemetry spans for every request even when no exporter is configured, so
@@ -220,7 +235,7 @@ class KycRiskService:
             state_dir=state,
             watchlist=os.environ.get("KYCRISK_WATCHLIST") or None,
             clock=Clock.from_env(),
-            risk_tier=os.environ.get("KYCRISK_RISK_TIER", "required").lower(),
+            risk_tier=risk_tier_setting(),
         )
         seed = os.environ.get("KYCRISK_SEED_DATA")
         if seed and len(self.scorer.profiles) == 0:

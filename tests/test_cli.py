@@ -46,3 +46,12 @@ def test_missing_data_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     code = main(["validate", str(tmp_path / "does-not-exist")])
     assert code == 2
     assert "does-not-exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "soon", "inf"])
+def test_bad_durations_are_usage_errors(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["demo", "--hours", value], ["bench", "serve", "--seconds", value]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert "expected a" in capsys.readouterr().err

@@ -43,6 +43,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 # --- generate ---------------------------------------------------------------------------------
 
 
@@ -464,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int, default=7, help="random seed (default 7)")
     p.add_argument(
         "--hours",
-        type=float,
+        type=_positive_float,
         default=24.0,
         help="hours at the end of the data replayed through the API (default 24)",
     )
@@ -706,8 +716,12 @@ def build_parser() -> argparse.ArgumentParser:
         "missing (default: a temporary one, seeded each run)",
     )
     q.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the champion")
-    q.add_argument("--seconds", type=float, default=10.0, help="seconds per load phase (default 10)")
-    q.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per server (default 3)")
+    q.add_argument(
+        "--seconds", type=_positive_float, default=10.0, help="seconds per load phase (default 10)"
+    )
+    q.add_argument(
+        "--warmup", type=_positive_float, default=3.0, help="warm-up seconds per server (default 3)"
+    )
     q.add_argument(
         "--clients",
         type=_positive_int,

@@ -178,3 +178,17 @@ def test_the_calibration_shortcut_equals_the_calibrators_predict(tmp_path, champ
             np.testing.assert_array_equal(fast(raw), calibrator.predict(raw))
     finally:
         scorer.close()
+
+
+def test_service_settings_are_checked(monkeypatch) -> None:
+    from serving.service import risk_tier_setting, threads_setting
+
+    assert threads_setting("4") == 4
+    for bad in ("0", "-2", "many", ""):
+        with pytest.raises(ValueError, match="KYCRISK_THREADS"):
+            threads_setting(bad)
+    monkeypatch.setenv("KYCRISK_RISK_TIER", "Optional")
+    assert risk_tier_setting() == "optional"
+    monkeypatch.setenv("KYCRISK_RISK_TIER", "sometimes")
+    with pytest.raises(ValueError, match="KYCRISK_RISK_TIER"):
+        risk_tier_setting()
