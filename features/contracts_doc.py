@@ -11,7 +11,6 @@ from pathlib import Path
 
 from features.contracts import BAD_TRANSACTION_LABELS, REQUIRED_TABLES, TABLES, Col, Table
 from features.io import contract_dtype
-from features.validation import DEFAULT_TIME_RANGE, TIME_RANGES
 
 BEGIN_MARKER = (
     "<!-- BEGIN GENERATED CONTRACTS: rendered by features.contracts_doc.render_contracts_markdown(); "
@@ -53,7 +52,7 @@ def _allowed_text(table: Table, col: Col) -> str:
     if col.min_value is not None:
         parts.append(f"{'>' if col.min_exclusive else '>='} {col.min_value:g}")
     if col.kind in ("timestamp", "date"):
-        low, high = TIME_RANGES.get(col.name, DEFAULT_TIME_RANGE)
+        low, high = col.time_range
         parts.append(f"on or after {low}, " + ("not in the future" if high == "now" else f"before {high}"))
     if col.foreign_key:
         parts.append(f"an existing `{col.foreign_key}`")

@@ -41,18 +41,6 @@ MAX_EXAMPLES = 5
 # truth of planted patterns, for per-pattern evaluation only (never a feature). Not validated.
 AUXILIARY_TABLES = ("patterns",)
 
-# Plausible ranges for time columns, as [low, high) in UTC; "now" is the moment of validation.
-# Values outside are typos or sentinels (1970-01-01, 9999-12-31), not facts. The contracts do
-# not declare these (yet), so they live here, by column name.
-DEFAULT_TIME_RANGE = ("1980-01-01", "2100-01-01")
-TIME_RANGES: dict[str, tuple[str, str]] = {
-    "birth_date": ("1900-01-01", "now"),
-    "business_registered_at": ("1800-01-01", "now"),
-    # An expired document is a risk signal, not bad data: only absurd years are rejected.
-    "document_expiry": ("1950-01-01", "2100-01-01"),
-}
-
-
 # --- Problems and reports ---------------------------------------------------------------------
 
 
@@ -366,7 +354,7 @@ def _column_checks(table: Table, col: Col) -> tuple[list[pa.Check], dict[str, st
             else:
                 add("min_value", f"out of range: must be >= {low:g}", lambda s: s >= low)
     if col.kind in ("timestamp", "date"):
-        low_text, high_text = TIME_RANGES.get(col.name, DEFAULT_TIME_RANGE)
+        low_text, high_text = col.time_range
         low = pd.Timestamp(low_text, tz="UTC")
         add("too_early", f"implausibly early: before {low_text}", lambda s: s >= low)
         if high_text == "now":
