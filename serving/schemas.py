@@ -142,6 +142,11 @@ class ScoreResponse(BaseModel):
     models: dict[str, str] = Field(description="{registered model name: version} of every model used.")
     feature_set: str
     policy_version: str
+    replayed: bool = Field(
+        default=False,
+        description="True when this is the answer to an earlier request with the same transaction_id "
+        "and an identical body (a retry): the original decision, not a new one.",
+    )
 
 
 class ScoreBatchResponse(BaseModel):
@@ -221,6 +226,10 @@ class OnboardResponse(BaseModel):
         description="Snapshot time the risk-tier model scored: the later of last_kyc_review_at and "
         "onboarded_at, plus 1 microsecond (null: rules only).",
     )
+    replayed: bool = Field(
+        default=False,
+        description="True when this answers a retry of an earlier identical onboarding: the original decision.",
+    )
 
 
 class AccountEvent(_Request):
@@ -262,3 +271,6 @@ class EventsRequest(_Request):
 class EventsResponse(BaseModel):
     applied: int = Field(description="Events that changed the feature state.")
     ignored: int = Field(description="Duplicates and events no feature uses (e.g. labels of customers).")
+    replayed: int = Field(
+        default=0, description="Events already applied by an earlier request with an identical body (retries)."
+    )
