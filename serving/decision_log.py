@@ -107,7 +107,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -838,13 +838,19 @@ class _Prepared:
         self.fields = fields
 
 
+# Extra writes run inside an append's transaction, given the connection and the rows just
+# inserted (all or nothing with them): the Scorer's idempotency keys and outbox (serving.journal).
+JournalWrite = Callable[[sqlite3.Connection, list[dict[str, Any]]], None]
+
+
 class _Slot:
     """One thread's decision in a group commit."""
 
-    __slots__ = ("prepared", "done", "row", "error")
+    __slots__ = ("prepared", "journal", "done", "row", "error")
 
-    def __init__(self, prepared: _Prepared):
+    def __init__(self, prepared: _Prepared, journal: JournalWrite | None = None):
         self.prepared = prepared
+        self.journal = journal
         self.done = False
         self.row: dict[str, Any] | None = None  # the stored row
         self.error: BaseException | None = None
@@ -1037,8 +1043,13 @@ class DecisionLog:
             raise ValueError(f"the decision holds text that is not valid Unicode: {exc}") from None
         return _Prepared(encoded)
 
-    def _write(self, batch: list[_Prepared]) -> list[dict[str, Any]]:
+    def _write(
+        self, batch: list[_Prepared], journals: list[tuple[JournalWrite, slice]] = ()
+    ) -> list[dict[str, Any]]:
         """Append prepared decisions in one transaction; the caller holds ``self._lock``.
+
+        ``journals`` are extra writes for the same transaction, each given the rows of its slice
+        of ``batch`` (see ``JournalWrite``).
 
         Returns the stored rows (JSON fields as stored text): decoding them into records is left
         to the callers, outside the lock.
@@ -1057,6 +1068,8 @@ class DecisionLog:
                 values["hash"] = prev = _digest(_canonical(tuple(values[f] for f in _HASHED)), self.key)
                 rows.append(values)
             conn.executemany(_INSERT, [tuple(r[c] for c in _COLUMNS) for r in rows])
+            for write, part in journals:
+                write(conn, rows[part])
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -1066,20 +1079,24 @@ class DecisionLog:
             raise
         return rows
 
-    def _append_row(self, fields: DecisionInput | Mapping[str, Any]) -> dict[str, Any]:
+    def _append_row(
+        self, fields: DecisionInput | Mapping[str, Any], journal: JournalWrite | None = None
+    ) -> dict[str, Any]:
         prepared = self._prepare(fields)
         if self.group_commit:
-            return self._append_grouped(prepared)
+            return self._append_grouped(prepared, journal)
         with self._lock:
-            return self._write([prepared])[0]
+            return self._write([prepared], [(journal, slice(0, 1))] if journal else [])[0]
 
-    def append_receipt(self, fields: DecisionInput | Mapping[str, Any]) -> Receipt:
+    def append_receipt(
+        self, fields: DecisionInput | Mapping[str, Any], *, journal: JournalWrite | None = None
+    ) -> Receipt:
         """``append``, returning only where the decision went (no decoding of the stored record).
 
         For the serving path, which answers from the decision it just made: the same checks,
-        chaining and durability as ``append``.
+        chaining and durability as ``append``. ``journal`` runs in the same transaction.
         """
-        row = self._append_row(fields)
+        row = self._append_row(fields, journal)
         return Receipt(row["seq"], row["decision_id"], row["created_at"], row["hash"])
 
     def append(self, fields: DecisionInput | Mapping[str, Any]) -> DecisionRecord:
@@ -1098,8 +1115,8 @@ class DecisionLog:
         """
         return DecisionRecord._from_row(self._append_row(fields), trusted=True)
 
-    def _append_grouped(self, prepared: _Prepared) -> dict[str, Any]:
-        slot = _Slot(prepared)
+    def _append_grouped(self, prepared: _Prepared, journal: JournalWrite | None = None) -> dict[str, Any]:
+        slot = _Slot(prepared, journal)
         with self._queue_lock:
             self._queue.append(slot)
         with self._lock:
@@ -1108,13 +1125,15 @@ class DecisionLog:
             if not slot.done:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
+                journals = [(s.journal, slice(i, i + 1)) for i, s in enumerate(batch) if s.journal]
                 try:
-                    rows = self._write([s.prepared for s in batch])
+                    rows = self._write([s.prepared for s in batch], journals)
                 except Exception:
                     # one bad decision (a duplicate id) must not fail the others: retry one by one
                     for s in batch:
                         try:
-                            s.row = self._write([s.prepared])[0]
+                            one = [(s.journal, slice(0, 1))] if s.journal else []
+                            s.row = self._write([s.prepared], one)[0]
                         except Exception as exc:
                             s.error = exc
                         s.done = True
@@ -1126,21 +1145,25 @@ class DecisionLog:
         assert slot.row is not None
         return slot.row
 
-    def append_many(self, records: Iterable[DecisionInput | Mapping[str, Any]]) -> list[DecisionRecord]:
+    def append_many(
+        self, records: Iterable[DecisionInput | Mapping[str, Any]], *, journal: JournalWrite | None = None
+    ) -> list[DecisionRecord]:
         """Append several decisions in one transaction (batch scoring): all or none.
 
         Args:
-            records: ``DecisionInput`` objects or mappings.
+            records: ``DecisionInput`` objects or mappings (none: only ``journal`` is written).
+            journal: extra writes for the same transaction, given all the inserted rows.
 
         Returns:
             The stored records, in order.
         """
         prepared = [self._prepare(r) for r in records]
-        if not prepared:
+        if not prepared and journal is None:
             return []
         with self._lock:
-            rows = self._write(prepared)
+            rows = self._write(prepared, [(journal, slice(0, len(prepared)))] if journal else [])
         return [DecisionRecord._from_row(r, trusted=True) for r in rows]
+
 
     # -- reading --
 
