@@ -27,6 +27,7 @@ all or nothing (a failure leaves the store empty), and it refuses a store that h
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import gc
 import heapq
@@ -491,6 +492,17 @@ CREATE TABLE IF NOT EXISTS first_seen(
 """
 
 
+@dataclasses.dataclass
+class StagedWrite:
+    """The sqlite rows of events already applied to a store's memory (``OnlineFeatureStore.persist``)."""
+
+    events: list[tuple] = dataclasses.field(default_factory=list)
+    first_seen: list[tuple] = dataclasses.field(default_factory=list)
+    watermark: int | None = None
+    currency: str | None = None
+    labels: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+
 class LateEventError(ValueError):
     """An event older than the allowed lateness; ``index`` is its position in the checked sequence."""
 
@@ -744,16 +756,14 @@ class OnlineFeatureStore:
 
     def score_and_update(self, event: Mapping[str, Any]) -> dict[str, float]:
         """``compute(event)`` then ``apply_transaction(event)``; returns the features."""
-        txn_id, t, rec, row = self._txn_record(event)
+        prepared = self._txn_record(event)
         with self._lock:
-            self._check_time(t, f"transaction {txn_id}")
-            self._check_currency(event)
-            features = self._compute(t, event, rec, row)
-            self._apply_txn(txn_id, t, rec, event)
+            features = self.compute(event, prepared)
+            self.apply_transaction(event, prepared)
         return features
 
     def apply_transaction(self, event: Mapping[str, Any], prepared: tuple | None = None) -> bool:
-        """Add a transaction to the state (one sqlite transaction).
+        """Add a transaction to the state (memory, then one sqlite transaction).
 
         Args:
             event: a transaction (contract columns of ``transactions``).
@@ -762,60 +772,18 @@ class OnlineFeatureStore:
         Returns:
             False when the transaction was already applied (nothing changes), else True.
         """
-        txn_id, t, rec, _ = prepared or self._txn_record(event)
         with self._lock:
-            self._check_time(t, f"transaction {txn_id}")
-            self._check_currency(event)
-            return self._apply_txn(txn_id, t, rec, event)
-
-    def _apply_txn(self, txn_id: str, t: int, rec: dict[str, Any], event: Mapping[str, Any]) -> bool:
-        if txn_id in self._txns:
-            return False
-        self._append_event("txn", txn_id, t, rec, self._txn_groups, event, self._apply_txn_memory)
-        return True
+            return self._persist_now(self.stage_transaction(event, prepared))
 
     def apply_account_event(self, event: Mapping[str, Any]) -> bool:
         """Add an account event (contract columns of ``account_events``) to the state.
 
         Returns:
-            False when the event (by ``event_id``) was already applied, else True.
+            False when the event (by ``event_id``) was already applied, or no feature of the set
+            looks at its type, else True.
         """
-        t = timestamp_us(event["occurred_at"])
-        event_id = event.get("event_id")
-        event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
-        rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in (*self._ae_cols, "event_type")}
-        groups = [g for g in self._ae_groups if g.event_type in (None, rec["event_type"])]
-        if not groups:
-            return False  # no feature of this set looks at such events
         with self._lock:
-            self._check_time(t, f"account event {event_id}")
-            if event_id in self._acct:
-                return False
-            return self._apply_ae(event_id, t, rec, groups)
-
-    def _apply_ae(self, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group]) -> bool:
-        self._append_event("ae", event_id, t, rec, groups, None, self._apply_ae_memory)
-        return True
-
-    def _append_event(
-        self, kind: str, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group],
-        event: Mapping[str, Any] | None, apply_memory: Callable[[str, int, Mapping[str, Any], int], None],
-    ) -> None:  # fmt: skip
-        """Write one event (``kind`` ``txn`` or ``ae``) in one sqlite transaction, then to memory."""
-        seq = self._seq + 1
-        first_rows = self._new_first_seen(groups, rec, t)
-
-        def write() -> None:
-            self._conn.execute(
-                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, ?, ?, ?, ?)",
-                (seq, kind, event_id, t, _dumps(rec)),
-            )
-            self._write_first_seen(first_rows)
-            self._write_watermark(t, event)
-
-        self._transaction(write)
-        self._seq = seq
-        self._after_commit(lambda: apply_memory(event_id, t, rec, seq), t, event)
+            return self._persist_now(self.stage_account_event(event))
 
     def apply_label(self, label: Mapping[str, Any]) -> bool:
         """Record a label (contract columns of ``labels``) as known from its ``known_at``.
@@ -826,27 +794,113 @@ class OnlineFeatureStore:
         Returns:
             True when the label changed the state.
         """
+        with self._lock:
+            return self._persist_now(self.stage_label(label))
+
+    # -- staged writes: memory now, sqlite later ------------------------------------------------
+    #
+    # A request that must be all or nothing across several stores (the scoring service: feature
+    # state, customer history, decision log) applies its events to memory first (``stage_*``: the
+    # next event sees them at once), commits its decision elsewhere, and only then writes them here
+    # (``persist``). A crash before the commit leaves nothing on disk; one after it leaves events the
+    # caller re-applies from its own outbox (``stage_*`` ignores those already applied, and
+    # ``check_time=False`` because they were accepted when they arrived). Staged writes commute:
+    # rows carry the sequence number given at staging, first-seen times are minima, the watermark
+    # a maximum, so their order of persisting does not matter.
+
+    def stage_transaction(
+        self, event: Mapping[str, Any], prepared: tuple | None = None, *, check_time: bool = True
+    ) -> StagedWrite | None:
+        """Apply a transaction to memory and return its sqlite write (None: already applied).
+
+        Raises:
+            ValueError: older than the allowed lateness (unless ``check_time=False``), a second
+                currency for a single-currency set, or an invalid event; nothing changes.
+        """
+        txn_id, t, rec, _ = prepared or self._txn_record(event)
+        with self._lock:
+            if check_time:
+                self._check_time(t, f"transaction {txn_id}")
+            self._check_currency(event)
+            if txn_id in self._txns:
+                return None
+            return self._stage("txn", txn_id, t, rec, self._txn_groups, event, self._apply_txn_memory)
+
+    def stage_account_event(self, event: Mapping[str, Any], *, check_time: bool = True) -> StagedWrite | None:
+        """Apply an account event to memory and return its sqlite write (None: nothing to apply)."""
+        t = timestamp_us(event["occurred_at"])
+        event_id = event.get("event_id")
+        event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
+        rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in (*self._ae_cols, "event_type")}
+        groups = [g for g in self._ae_groups if g.event_type in (None, rec["event_type"])]
+        with self._lock:
+            if check_time:
+                # every event is checked, even of a type no feature reads: the caller may keep it
+                self._check_time(t, f"account event {event_id}")
+            if not groups or event_id in self._acct:
+                return None  # no feature of this set looks at such events, or already applied
+            return self._stage("ae", event_id, t, rec, groups, None, self._apply_ae_memory)
+
+    def stage_label(self, label: Mapping[str, Any]) -> StagedWrite | None:
+        """Apply a label to memory and return its sqlite write (None: it changes nothing)."""
         if label.get("entity_type") != "transaction" or label.get("label") not in BAD_TRANSACTION_LABELS:
-            return False
+            return None
         if not self._fraud_groups:
-            return False  # no feature of this set uses labels
+            return None  # no feature of this set uses labels
         txn_id = str(label["entity_id"])
         known = timestamp_us(label["known_at"])
         with self._lock:
-            return self._apply_label(txn_id, known)
+            old = self._bad.get(txn_id)
+            if old is not None and old <= known:
+                return None
+            self._update_memory(lambda: self._apply_label_memory(txn_id, known), None, None)
+            return StagedWrite(labels=[(txn_id, known)])
 
-    def _apply_label(self, txn_id: str, known: int) -> bool:
-        old = self._bad.get(txn_id)
-        if old is not None and old <= known:
+    def persist(self, writes: Iterable[StagedWrite | None]) -> None:
+        """Write staged events to sqlite, all in one transaction.
+
+        Raises:
+            sqlite3.Error: the write failed; sqlite is unchanged and memory is AHEAD of it: the
+                caller must ``reload()`` (or retry) once no other staged write is pending.
+        """
+        writes = [w for w in writes if w is not None]
+        if not writes:
+            return
+        with self._lock:
+            self._transaction(lambda: [self._write_staged(w) for w in writes])
+
+    def reload(self) -> None:
+        """Rebuild memory from sqlite, dropping staged events that were never persisted."""
+        with self._lock:
+            self._load()
+
+    def _persist_now(self, staged: StagedWrite | None) -> bool:
+        if staged is None:
             return False
-        self._transaction(
-            lambda: self._conn.execute(
-                "INSERT INTO bad_labels VALUES (?, ?) ON CONFLICT(transaction_id) DO UPDATE SET known_at = excluded.known_at",
-                (txn_id, known),
-            )
-        )
-        self._after_commit(lambda: self._apply_label_memory(txn_id, known), None, None)
+        try:
+            self.persist([staged])
+        except BaseException:
+            self._load()  # memory went ahead of sqlite: back to what is on disk
+            raise
         return True
+
+    def _stage(
+        self, kind: str, event_id: str, t: int, rec: dict[str, Any], groups: list[_Group],
+        event: Mapping[str, Any] | None, apply_memory: Callable[[str, int, Mapping[str, Any], int], None],
+    ) -> StagedWrite:  # fmt: skip
+        """Apply one event (``kind`` ``txn`` or ``ae``) to memory; return what sqlite must get."""
+        seq = self._seq + 1
+        first_rows = self._new_first_seen(groups, rec, t)
+        currency = (
+            event.get("currency")
+            if self.feature_set.single_currency and event is not None and self._currency is None
+            else None
+        )
+        self._seq = seq
+        self._update_memory(lambda: apply_memory(event_id, t, rec, seq), t, event)
+        return StagedWrite(
+            events=[(seq, kind, event_id, t, _dumps(rec))], first_seen=first_rows, watermark=t, currency=currency
+        )
 
     @property
     def empty(self) -> bool:
@@ -933,7 +987,7 @@ class OnlineFeatureStore:
 
     # -- memory updates (only after the sqlite transaction committed) ---------------------------
 
-    def _after_commit(
+    def _update_memory(
         self, update: Callable[[], None], t: int | None, event: Mapping[str, Any] | None
     ) -> None:
         try:
@@ -944,7 +998,7 @@ class OnlineFeatureStore:
                 if self.feature_set.single_currency and event is not None and self._currency is None:
                     self._currency = event.get("currency")
         except BaseException:
-            self._load()  # sqlite has the event: rebuild memory from it
+            self._load()  # half an update: back to what sqlite holds
             raise
         self._maybe_prune()
 
@@ -1024,12 +1078,26 @@ class OnlineFeatureStore:
                 rows,
             )
 
-    def _write_watermark(self, t: int, event: Mapping[str, Any] | None) -> None:
-        if self._watermark is None or t > self._watermark:
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (str(t),))
-        if self.feature_set.single_currency and event is not None and self._currency is None:
+    def _write_staged(self, w: StagedWrite) -> None:
+        if w.events:
+            self._conn.executemany(
+                "INSERT INTO events(seq, kind, event_id, occurred_at, payload) VALUES (?, ?, ?, ?, ?)", w.events
+            )
+        self._write_first_seen(w.first_seen)
+        if w.watermark is not None:  # a maximum: staged writes may be persisted in any order
             self._conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('currency', ?)", (str(event.get("currency")),)
+                "INSERT INTO meta VALUES ('watermark', ?) ON CONFLICT(key) DO UPDATE SET value = "
+                "CASE WHEN CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER) THEN excluded.value "
+                "ELSE value END",
+                (str(w.watermark),),
+            )
+        if w.currency is not None:
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('currency', ?)", (str(w.currency),))
+        if w.labels:  # a transaction is bad from its earliest label
+            self._conn.executemany(
+                "INSERT INTO bad_labels VALUES (?, ?) ON CONFLICT(transaction_id) "
+                "DO UPDATE SET known_at = min(known_at, excluded.known_at)",
+                w.labels,
             )
 
     # -- pruning --------------------------------------------------------------------------------
