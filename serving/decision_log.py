@@ -27,7 +27,7 @@ JSON encoding (``request``, ``features``, ``models``, ``reasons``)
 Hash chain
     ``hash = SHA-256(canonical_json(record))`` where ``record`` holds every field above except
     ``hash`` itself (``prev_hash`` included; the JSON columns embedded as JSON values, not as
-    strings), encoded as UTF-8. The first record's ``prev_hash`` is ``GENESIS_HASH`` (64 zeros);
+    strings), encoded as UTF-8. The first record's ``prev_hash`` is the log's genesis hash (below);
     each later one's is the hash of the record before it. An independent auditor can recompute a
     hash with nothing but the standard library::
 
@@ -41,6 +41,20 @@ Hash chain
     not chain to its predecessor, or repeats a ``seq``), a reordered one (its hash matches its
     contents under another ``seq``).
 
+Header (table ``meta``, format 2)
+    Written once, in the transaction that creates the file: ``format_version`` (``"2"``),
+    ``chain`` (``sha256`` or ``hmac-sha256``), ``key_id`` (keyed logs only), ``log_id`` (32 random
+    hex characters: which file this is, so that a replaced or recreated file is told apart) and
+    ``created_at``. Triggers refuse ``UPDATE``, ``DELETE`` and further ``INSERT`` on it. The header
+    is bound into the chain: record 1's ``prev_hash`` is the genesis hash ::
+
+        header = {"chain": ..., "created_at": ..., "format_version": "2", "key_id": ... or None,
+                  "log_id": ...}
+        hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    so flipping the chain mode or key id in the header alone breaks the chain at seq 1. Format 1
+    (a constant genesis, no log id) is refused: it could be downgraded in place.
+
 Keyed chain (``key``)
     Without a key, anyone can verify the log (the algorithm is public), and any accidental or
     naive change is detected, but an attacker who can write the file can rewrite every hash from
@@ -50,13 +64,47 @@ Keyed chain (``key``)
     access logging; losing it leaves the log readable but unverifiable; one key per log file
     (rotate by starting a new file and anchoring the old head). The file records a key id (an
     HMAC of a constant, which reveals nothing about the key) so that a wrong key is a clear error.
+    A keyed log never verifies as unkeyed: without a key ``verify`` refuses a log whose header
+    says keyed; an attacker who rewrites the header to ``sha256`` and rehashes every record is
+    caught by the anchors (they record the keyed mode and the HMAC hashes) and, without anchors,
+    by ``expect_keyed=True`` (``kycrisk audit verify --expect-keyed``), implied by giving a key.
 
-Anchoring (``head``)
-    A chain cannot tell that its tail was cut off: the shorter log is a valid chain. Publish
-    ``head()`` (``seq`` and ``hash``) periodically somewhere the log's writers cannot change
-    (a ticket, an append-only bucket, an e-mail to audit, a transparency log) and pass the
-    published pairs as ``anchors`` to ``verify``: a missing anchored record reveals truncation and
-    a different hash reveals a rewrite, even of an unkeyed log.
+Anchors (``anchors``, ``KYCRISK_ANCHORS``)
+    A chain cannot tell that its tail was cut off: the shorter log is a valid chain; and without a
+    key whoever can write the file can rehash it whole. So the head is anchored outside the log:
+    given ``anchors=<file>``, the log appends its head to that file when it opens, after every
+    ``anchor_every`` appended records (default 100; counted after the commit, outside the write
+    lock, so the append path pays one counter increment and one ``open``/``write``/``fsync`` of
+    the anchors file per ``anchor_every`` records), on ``anchor()`` and on ``close()``. The file
+    must not be in the log's own folder (the state folder): whoever can rewrite the state could
+    rewrite anchors kept beside it. Each line is one JSON object (sorted keys, UTF-8), appended
+    with ``O_APPEND`` in one write and fsynced::
+
+        {"chain": "hmac-sha256", "created_at": "2026-05-09T07:35:25.123456Z", "event": "every",
+         "format_version": "2", "hash": "<64 hex>", "key_id": "<16 hex>" | null,
+         "log": "/srv/kycrisk/state/decisions.sqlite", "log_created_at": "...", "log_id": "<32 hex>",
+         "seq": 1000}
+
+    ``seq`` and ``hash`` are the head at that moment (seq 0 and the genesis hash for an empty
+    log), ``event`` is ``open``, ``every``, ``close`` or ``manual``, ``created_at`` when the anchor
+    was written, ``log_created_at``, ``log_id``, ``chain``, ``key_id`` and ``format_version`` copy
+    the header. Only ``seq`` and ``hash`` are required in a line an auditor writes back by hand (a
+    head kept in a ticket or an e-mail); every other field given is checked; unknown fields are
+    refused. ``verify(anchors=...)`` takes such a file (a malformed line is refused with its line
+    number), parsed ``Anchor`` objects or ``(seq, hash)`` pairs, and reports: an anchored seq
+    missing from the log (truncation: "the log ends at seq 990 but an anchor says seq 1000
+    existed"; an empty log: every record deleted), an anchored hash that differs (a rewrite), a
+    chain mode, key id, format or creation time other than the anchored one (a downgrade, or a
+    replaced file), a log id no anchor names (a swapped or recreated file; anchors of other logs
+    in the same file are skipped and counted), and records after an anchor written on ``close``
+    when that is the last anchor (appended by something that does not anchor: a forgery).
+    What anchors cannot do: records appended after the last anchor of a writer that is still
+    running or crashed can be cut (or, unkeyed, forged) undetected; a clean ``close()`` leaves
+    nothing unanchored, and a crash leaves at most ``anchor_every - 1`` records uncovered. With
+    several writer processes on one file, verify once they have closed: another process's records
+    after the last ``close`` anchor look like a forged append until that process anchors them.
+    Copy the anchors file (or its last lines) somewhere the service cannot write, often: a copy
+    the attacker can edit protects nothing.
 
 Durability and concurrency
     WAL journal with ``synchronous=FULL``: each append is one ``BEGIN IMMEDIATE`` transaction
@@ -74,8 +122,8 @@ Durability and concurrency
     after its record is on disk (measured with 8 threads: 2,500 -> 3,600 appends/s on an idle
     disk, 490 -> 1,800 on a busy one). Processes cannot share a group commit; at high rates give each worker
     process its own log file (each its own chain, anchored separately).
-    Triggers refuse ``UPDATE`` and ``DELETE`` on the table; that stops accidents, while the chain
-    catches someone who drops the triggers.
+    Triggers refuse ``UPDATE`` and ``DELETE`` on both tables; that stops accidents, while the chain
+    and the anchors catch someone who drops the triggers.
 
 Personal data
     The log never stores raw personal data. ``minimise_request`` replaces every personal field
@@ -99,6 +147,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import os
 import random
@@ -114,14 +163,25 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from features.contracts import ACCOUNT_EVENTS, CUSTOMERS, TRANSACTIONS
 
 __all__ = [
+    "ANCHORS_ENV",
+    "DEFAULT_ANCHOR_EVERY",
     "DEFAULT_PII_FIELDS",
-    "GENESIS_HASH",
+    "FORMAT_VERSION",
     "REQUEST_PREFIXES",
+    "Anchor",
     "DecisionInput",
     "DecisionLog",
     "DecisionRecord",
@@ -131,19 +191,24 @@ __all__ = [
     "VerifyReport",
     "decode_json",
     "encode_json",
+    "genesis_hash",
     "mask",
     "minimise_request",
     "new_decision_id",
     "pseudonymise",
+    "read_anchors",
     "secret_from_env",
     "verify_path",
 ]
 
-GENESIS_HASH = "0" * 64
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 KEY_ENV = "KYCRISK_DECISION_LOG_KEY"
 SALT_ENV = "KYCRISK_PII_SALT"
+ANCHORS_ENV = "KYCRISK_ANCHORS"
+DEFAULT_ANCHOR_EVERY = 100
 MIN_SECRET_BYTES = 16
+
+_log = logging.getLogger(__name__)
 
 # --- Personal data ----------------------------------------------------------------------------
 
@@ -688,11 +753,33 @@ class DecisionRecord(BaseModel):
 
 # --- Verification report ----------------------------------------------------------------------
 
-ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "truncated", "anchor", "key", "format"]
+ProblemKind = Literal[
+    "edited",
+    "deleted",
+    "inserted",
+    "reordered",
+    "truncated",
+    "anchor",
+    "unanchored",
+    "downgrade",
+    "header",
+    "swapped",
+    "key",
+    "format",
+]
+# Problems that stop verification before any record is read: the file cannot be checked at all.
+_UNVERIFIABLE = frozenset({"key", "format"})
 
 
 class Problem(BaseModel):
-    """One break in the chain: where, what kind, and an explanation for people."""
+    """One break in the chain: where, what kind, and an explanation for people.
+
+    Kinds: ``edited``, ``deleted``, ``inserted``, ``reordered`` (a record); ``truncated``,
+    ``anchor`` (a hash other than the anchored one), ``unanchored`` (records after the last
+    anchor, written on close), ``downgrade``, ``header``, ``swapped`` (the log against its
+    anchors); ``key`` and ``format`` mean the log could not be verified at all (its key is
+    needed, a wrong key was given, or it is not a decision log of this format).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -709,10 +796,15 @@ class VerifyReport(BaseModel):
         ok: whether the whole chain (and every anchor) checked out.
         records: how many records were read.
         head_seq: the last record's seq (0 when empty).
-        head_hash: the last record's hash (``GENESIS_HASH`` when empty).
+        head_hash: the last record's hash (the log's genesis hash when empty).
         keyed: whether the hashes were checked as HMAC-SHA256 with a key.
-        anchors_checked: how many published anchors were compared.
-        problems: the breaks found, in seq order (at most ``max_problems``).
+        log_id: the log id in the file's header (``None`` when unreadable).
+        chain: the chain mode in the file's header (``sha256`` or ``hmac-sha256``).
+        anchors_checked: how many published anchors were compared and matched.
+        anchors_other_logs: anchors skipped because they name another log id.
+        unanchored_records: records after the highest anchor (not covered by any anchor).
+        problems: the breaks found, header problems first, then in seq order (at most
+            ``max_problems``).
         more_problems: whether more breaks were found than listed.
         elapsed_s: seconds the verification took.
     """
@@ -725,7 +817,11 @@ class VerifyReport(BaseModel):
     head_seq: int
     head_hash: str
     keyed: bool
+    log_id: str | None = None
+    chain: str | None = None
     anchors_checked: int = 0
+    anchors_other_logs: int = 0
+    unanchored_records: int = 0
     problems: list[Problem] = Field(default_factory=list)
     more_problems: bool = False
     elapsed_s: float = 0.0
@@ -742,16 +838,30 @@ class VerifyReport(BaseModel):
         """Why the first break is a break, or ``None``."""
         return f"{self.problems[0].kind}: {self.problems[0].detail}" if self.problems else None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> Literal["intact", "broken", "unverifiable"]:
+        """``intact``, ``broken``, or ``unverifiable`` (key needed or wrong, not a log of this format)."""
+        if self.ok:
+            return "intact"
+        return "unverifiable" if self.problems[0].kind in _UNVERIFIABLE else "broken"
+
     def summary(self) -> str:
-        """One line for people: OK or BROKEN, where, why, how many records, how long."""
+        """One line for people: OK, BROKEN or CANNOT VERIFY, where, why, how many records, how long."""
         chain = "HMAC-SHA256" if self.keyed else "SHA-256"
         if self.ok:
             anchors = f", {self.anchors_checked} anchor(s) matched" if self.anchors_checked else ""
+            if self.anchors_other_logs:
+                anchors += f" ({self.anchors_other_logs} of other logs skipped)"
+            if self.unanchored_records:
+                anchors += f", {self.unanchored_records} record(s) after the last anchor"
             return (
                 f"decision log {self.path}: OK - {self.records} records, {chain} chain intact{anchors}, "
                 f"head seq {self.head_seq} {self.head_hash[:16]}, verified in {self.elapsed_s:.2f} s"
             )
         first = self.problems[0]
+        if self.verdict == "unverifiable":
+            return f"decision log {self.path}: CANNOT VERIFY ({first.kind}): {first.detail}"
         where = f" at seq {first.seq}" if first.seq is not None else ""
         count = f"{len(self.problems)}{'+' if self.more_problems else ''} problem(s)"
         return (
@@ -765,6 +875,201 @@ class VerifyReport(BaseModel):
     def to_json(self) -> str:
         """The report as JSON (with ``first_broken_seq`` and ``reason``)."""
         return self.model_dump_json()
+
+
+# --- Header and anchors -----------------------------------------------------------------------
+
+CHAINS = ("sha256", "hmac-sha256")
+_GENESIS_FIELDS = ("chain", "created_at", "format_version", "key_id", "log_id")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def genesis_hash(meta: Mapping[str, str]) -> str:
+    """The ``prev_hash`` of a log's first record: SHA-256 of its header (see the module docstring).
+
+    Args:
+        meta: the log's header (table ``meta``): ``chain``, ``created_at``, ``format_version``,
+            ``log_id`` and, for a keyed log, ``key_id``.
+
+    Returns:
+        64 lower-case hex characters.
+    """
+    header = {name: meta.get(name) for name in _GENESIS_FIELDS}
+    return hashlib.sha256(_dumps(header).encode("utf-8")).hexdigest()
+
+
+def _header_problem(meta: Mapping[str, str]) -> Problem | None:
+    """What is wrong with a header read from a file, or ``None`` when it is a well-formed one."""
+    if not meta:
+        return Problem(seq=None, kind="format", detail="not a decision log (no meta table)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        hint = (
+            "format 1 (a constant genesis, no log id) could be downgraded in place and is no longer read; "
+            "start a new log file"
+            if version == "1"
+            else "this version reads and writes format " + FORMAT_VERSION
+        )
+        detail = f"decision log format {version!r} is not supported: {hint}"
+        return Problem(seq=None, kind="format", detail=detail)
+    chain = meta.get("chain")
+    keyed = chain == "hmac-sha256"
+    expected = {"format_version", "chain", "created_at", "log_id"} | ({"key_id"} if keyed else set())
+    wrong = []
+    if chain not in CHAINS:
+        wrong.append(f"chain {chain!r} is not one of {CHAINS}")
+    if missing := sorted(expected - set(meta)):
+        wrong.append(f"{', '.join(missing)} missing")
+    if unknown := sorted(set(meta) - expected):
+        wrong.append(f"unexpected {', '.join(unknown)}")
+    if wrong:
+        return Problem(
+            seq=None, kind="header", detail=f"the log's header was altered: {'; '.join(wrong)}"
+        )  # fmt: skip
+    return None
+
+
+class Anchor(BaseModel):
+    """One anchored head of a decision log: one line of an anchors file (see the module docstring).
+
+    Attributes:
+        seq: the head's seq (0: the log was empty).
+        hash: the head's hash (the genesis hash when ``seq`` is 0).
+        log_id: the log's id, from its header.
+        chain: the log's chain mode, ``sha256`` or ``hmac-sha256``.
+        key_id: the key id of a keyed log (``None`` for an unkeyed one).
+        format_version: the log's format.
+        log_created_at: when the log was created, from its header.
+        created_at: when the anchor was written.
+        event: why it was written: ``open``, ``every``, ``close`` or ``manual``.
+        log: the log's path when it was anchored (for people; not checked).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    seq: int = Field(ge=0)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    log_id: str | None = None
+    chain: Literal["sha256", "hmac-sha256"] | None = None
+    key_id: str | None = None
+    format_version: str | None = None
+    log_created_at: str | None = None
+    created_at: str | None = None
+    event: Literal["open", "every", "close", "manual"] | None = None
+    log: str | None = None
+
+    def to_line(self) -> str:
+        """The anchor as one line of an anchors file (canonical JSON, no newline)."""
+        return _dumps(self.model_dump())
+
+
+def _anchor_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def read_anchors(path: str | Path) -> list[Anchor]:
+    """Parse an anchors file: one JSON object per line, blank lines skipped, in file order.
+
+    Args:
+        path: the anchors file (``KYCRISK_ANCHORS``, or a copy the auditor kept).
+
+    Returns:
+        The anchors, in the order of the file.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a line is not an anchor (names the file, the line number and why).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no anchors file at {path}")
+    anchors = []
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            where = f"anchors file {path}, line {number}"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{where}: not UTF-8 text") from None
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"{where}: not JSON ({exc.msg}); a torn last line is a write cut by a crash"
+                ) from None
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: expected a JSON object with seq and hash")
+            try:
+                anchors.append(Anchor.model_validate(value))
+            except ValidationError as exc:
+                raise ValueError(f"{where}: {_anchor_error(exc)}") from None
+    return anchors
+
+
+# What verify takes as anchors: an anchors file, or anchors, their mappings or (seq, hash) pairs.
+AnchorsArg = str | Path | Iterable[Anchor | Mapping[str, Any] | tuple[int, str]]
+
+
+def _anchor_list(anchors: AnchorsArg) -> list[Anchor]:
+    if isinstance(anchors, str | Path):
+        return read_anchors(anchors)
+    out = []
+    for i, item in enumerate(anchors):
+        try:
+            if isinstance(item, Anchor):
+                out.append(item)
+            elif isinstance(item, Mapping):
+                out.append(Anchor.model_validate(dict(item)))
+            else:
+                seq, hash_ = item
+                out.append(Anchor(seq=seq, hash=hash_))
+        except ValidationError as exc:
+            raise ValueError(f"anchors[{i}]: {_anchor_error(exc)}") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"anchors[{i}]: expected an Anchor, a mapping or a (seq, hash) pair") from None
+    return out
+
+
+def _anchors_path(anchors: str | Path, log_path: Path) -> Path:
+    """The anchors file's path, refused inside the log's own folder or in a folder that does not exist."""
+    path = Path(anchors).expanduser()
+    resolved, folder = path.resolve(), log_path.parent.resolve()
+    if resolved == folder or resolved.is_relative_to(folder):
+        raise ValueError(
+            f"the anchors file {path} is inside the decision log's folder {folder}: whoever can rewrite "
+            f"the log could rewrite anchors kept beside it; keep them elsewhere ({ANCHORS_ENV})"
+        )
+    if resolved.is_dir():
+        raise ValueError(f"the anchors path {path} is a folder: give a file (one anchor per line)")
+    if not resolved.parent.is_dir():
+        raise ValueError(f"the anchors file's folder {resolved.parent} does not exist")
+    return resolved
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line to ``path`` in one ``O_APPEND`` write and fsync it (and the folder when new)."""
+    new = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: the last byte
+    try:
+        size = os.fstat(fd).st_size
+        # a line torn by a crash must not swallow this one: start on a fresh line
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        data = (("\n" if torn else "") + line + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if new:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 # --- The log ----------------------------------------------------------------------------------
@@ -793,7 +1098,14 @@ _SCHEMA = (
     BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
     BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS meta_no_update BEFORE UPDATE ON meta
+    BEGIN SELECT RAISE(ABORT, 'the decision log header is written once'); END""",
+    """CREATE TRIGGER IF NOT EXISTS meta_no_delete BEFORE DELETE ON meta
+    BEGIN SELECT RAISE(ABORT, 'the decision log header is written once'); END""",
 )
+# Created right after the header rows are inserted, in the same transaction: no row can follow them.
+_SEAL_META = """CREATE TRIGGER IF NOT EXISTS meta_no_insert BEFORE INSERT ON meta
+    BEGIN SELECT RAISE(ABORT, 'the decision log header is written once'); END"""
 _COLUMNS = (
     "seq",
     "decision_id",
@@ -889,6 +1201,11 @@ def _begin_immediate(conn: sqlite3.Connection, timeout: float) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
 
+def _tail(conn: sqlite3.Connection, genesis: str) -> tuple[int, str]:
+    row = conn.execute("SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, genesis) if row is None else (row[0], row[1])
+
+
 def _meta(conn: sqlite3.Connection) -> dict[str, str]:
     try:
         return dict(conn.execute("SELECT name, value FROM meta"))
@@ -911,6 +1228,14 @@ class DecisionLog:
         group_commit: commit the appends of concurrent threads together (same durability, fewer
             fsyncs).
         timeout: seconds to wait for another process's write lock before failing.
+        anchors: the anchors file (outside the log's folder, which must exist) the head is appended
+            to on open, every ``anchor_every`` records, on ``anchor()`` and on ``close()``; ``None``
+            writes no anchors.
+        anchor_every: records appended between two anchors (at least 1).
+
+    Raises:
+        ValueError: a bad option, a wrong key, a log of another format or with an altered header,
+            or an anchors file inside the log's folder.
     """
 
     def __init__(
@@ -923,10 +1248,16 @@ class DecisionLog:
         synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL",
         group_commit: bool = False,
         timeout: float = 30.0,
+        anchors: str | Path | None = None,
+        anchor_every: int = DEFAULT_ANCHOR_EVERY,
     ):
         if synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}")
+        if isinstance(anchor_every, bool) or not isinstance(anchor_every, int) or anchor_every < 1:
+            raise ValueError(f"anchor_every must be a whole number >= 1, got {anchor_every!r}")
         self.path = Path(path)
+        self.anchors = None if anchors is None else _anchors_path(anchors, self.path)
+        self.anchor_every = anchor_every
         self.key = None if key is None else _secret(key, "key")
         self.salt = None if salt is None else _secret(salt, "salt")
         self.pii_fields = DEFAULT_PII_FIELDS if pii_fields is None else frozenset(pii_fields)
@@ -939,13 +1270,26 @@ class DecisionLog:
         self._queue_lock = threading.Lock()
         self._queue: list[_Slot] = []
         self._keyed_log = False
+        self._meta: dict[str, str] = {}
+        self._genesis = ""
+        # Anchoring state: a counter bumped after each commit (outside the write lock) and a lock
+        # that keeps the anchors file's lines whole and in order within this process.
+        self._anchor_lock = threading.Lock()
+        self._anchor_write_lock = threading.Lock()
+        self._since_anchor = 0
+        self.last_anchor: Anchor | None = None
+        self.anchor_error: BaseException | None = None  # the last periodic anchor that failed
         with self._lock:
             self._connection()
 
     @classmethod
     def from_env(cls, path: str | Path, **kwargs: Any) -> DecisionLog:
-        """Open a log with the key from ``KYCRISK_DECISION_LOG_KEY`` and salt from ``KYCRISK_PII_SALT``."""
-        return cls(path, key=secret_from_env(KEY_ENV), salt=secret_from_env(SALT_ENV), **kwargs)
+        """Open a log with the key from ``KYCRISK_DECISION_LOG_KEY``, salt from ``KYCRISK_PII_SALT``
+        and anchors file from ``KYCRISK_ANCHORS`` (each unless given in ``kwargs``)."""
+        kwargs.setdefault("key", secret_from_env(KEY_ENV))
+        kwargs.setdefault("salt", secret_from_env(SALT_ENV))
+        kwargs.setdefault("anchors", os.environ.get(ANCHORS_ENV) or None)
+        return cls(path, **kwargs)
 
     # -- connection --
 
@@ -968,6 +1312,11 @@ class DecisionLog:
             conn.close()
             raise
         self._conn, self._pid = conn, os.getpid()
+        if self.anchors is not None:
+            # every writer's first head is anchored: a baseline, and seq 0 records a new log's identity
+            with self._anchor_lock:
+                self._since_anchor = 0
+            self._write_anchor(*_tail(conn, self._genesis), "open")
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
@@ -977,13 +1326,21 @@ class DecisionLog:
         meta = _meta(conn)
         if not meta:
             chain = "hmac-sha256" if self.key is not None else "sha256"
-            rows = {"format_version": FORMAT_VERSION, "chain": chain, "created_at": _utc_now()}
+            rows = {
+                "format_version": FORMAT_VERSION,
+                "chain": chain,
+                "created_at": _utc_now(),
+                "log_id": os.urandom(16).hex(),
+            }
             if self.key is not None:
                 rows["key_id"] = _key_id(self.key)
             conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", rows.items())
             meta = rows
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{self.path}: unknown decision log format {meta.get('format_version')!r}")
+        conn.execute(_SEAL_META)
+        problem = _header_problem(meta)
+        if problem is not None:
+            raise ValueError(f"{self.path}: {problem.detail}")
+        self._meta, self._genesis = meta, genesis_hash(meta)
         self._keyed_log = meta.get("chain") == "hmac-sha256"
         if self.key is not None:
             if not self._keyed_log:
@@ -992,11 +1349,88 @@ class DecisionLog:
                 raise ValueError(f"{self.path}: the key does not match the log's key id {meta.get('key_id')}")
 
     def close(self) -> None:
-        """Close the writer connection (a later call reopens it)."""
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        """Anchor the head (event ``close``), then close the writer connection (a later call
+        reopens it, anchoring again).
+
+        The ``close`` anchor is written even when the head was just anchored: it says that this
+        writer stopped there, so a record found after it was appended by something else.
+
+        Raises:
+            OSError: the closing anchor could not be written (the connection is closed anyway).
+        """
+        try:
+            if self.anchors is not None and self._conn is not None and self._pid == os.getpid():
+                self._anchor_now("close")
+        finally:
+            with self._lock:
+                if self._conn is not None and self._pid == os.getpid():
+                    self._conn.close()
+                self._conn = None
+
+    # -- anchors --
+
+    @property
+    def log_id(self) -> str:
+        """The random id in the log's header: which file this is."""
+        return self._meta["log_id"]
+
+    @property
+    def genesis(self) -> str:
+        """The log's genesis hash: the first record's ``prev_hash`` (see ``genesis_hash``)."""
+        return self._genesis
+
+    def _write_anchor(self, seq: int, hash_: str, event: str) -> Anchor:
+        assert self.anchors is not None
+        meta = self._meta
+        anchor = Anchor(
+            seq=seq, hash=hash_, log_id=meta["log_id"], chain=meta["chain"], key_id=meta.get("key_id"),
+            format_version=meta["format_version"], log_created_at=meta["created_at"], created_at=_utc_now(),
+            event=event, log=str(self.path.resolve()),
+        )  # fmt: skip
+        with self._anchor_write_lock:
+            _append_line(self.anchors, anchor.to_line())
+            self.last_anchor = anchor
+        return anchor
+
+    def _anchor_now(self, event: str) -> Anchor:
+        with self._anchor_lock:
+            self._since_anchor = 0
+        return self._write_anchor(*self.head(), event)
+
+    def anchor(self) -> Anchor:
+        """Append the current head to the anchors file now (and restart the ``anchor_every`` count).
+
+        Returns:
+            The anchor written.
+
+        Raises:
+            ValueError: the log was opened without an anchors file.
+            OSError: the anchors file could not be written.
+        """
+        if self.anchors is None:
+            raise ValueError(f"{self.path}: opened without an anchors file (anchors=..., {ANCHORS_ENV})")
+        return self._anchor_now("manual")
+
+    def _committed(self, seq: int, hash_: str, count: int) -> None:
+        """Count records just committed; anchor the last of them once ``anchor_every`` have gone by.
+
+        Runs after the commit, outside the write lock: the caller's decision is on disk whatever
+        happens here. A failed anchor is logged and kept in ``anchor_error`` rather than raised, so
+        that a full or unwritable anchors disk does not turn logged decisions into errors; the next
+        attempt comes ``anchor_every`` records later, and ``close()`` raises.
+        """
+        if self.anchors is None:
+            return
+        with self._anchor_lock:
+            self._since_anchor += count
+            if self._since_anchor < self.anchor_every:
+                return
+            self._since_anchor = 0
+        try:
+            self._write_anchor(seq, hash_, "every")
+        except OSError as exc:
+            self.anchor_error = exc
+            _log.error("decision log %s: could not write an anchor to %s: %s", self.path, self.anchors, exc)
 
     def __enter__(self) -> DecisionLog:
         return self
@@ -1060,7 +1494,7 @@ class DecisionLog:
         _begin_immediate(conn, self.timeout)  # the write lock first, then the tail: no two writers fork
         try:
             tail = conn.execute("SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = tail if tail is not None else (0, GENESIS_HASH)
+            seq, prev = tail if tail is not None else (0, self._genesis)
             rows = []
             for item in batch:
                 seq += 1
@@ -1084,9 +1518,12 @@ class DecisionLog:
     ) -> dict[str, Any]:
         prepared = self._prepare(fields)
         if self.group_commit:
-            return self._append_grouped(prepared, journal)
-        with self._lock:
-            return self._write([prepared], [(journal, slice(0, 1))] if journal else [])[0]
+            row = self._append_grouped(prepared, journal)
+        else:
+            with self._lock:
+                row = self._write([prepared], [(journal, slice(0, 1))] if journal else [])[0]
+        self._committed(row["seq"], row["hash"], 1)
+        return row
 
     def append_receipt(
         self, fields: DecisionInput | Mapping[str, Any], *, journal: JournalWrite | None = None
@@ -1162,6 +1599,8 @@ class DecisionLog:
             return []
         with self._lock:
             rows = self._write(prepared, [(journal, slice(0, len(prepared)))] if journal else [])
+        if rows:
+            self._committed(rows[-1]["seq"], rows[-1]["hash"], len(rows))
         return [DecisionRecord._from_row(r, trusted=True) for r in rows]
 
 
@@ -1179,14 +1618,9 @@ class DecisionLog:
         return None if row is None else DecisionRecord._from_row(row)
 
     def head(self) -> tuple[int, str]:
-        """``(seq, hash)`` of the last record (``(0, GENESIS_HASH)`` when empty), to publish as an anchor."""
+        """``(seq, hash)`` of the last record (``(0, genesis)`` when empty): what an anchor records."""
         with self._lock:
-            row = (
-                self._connection()
-                .execute("SELECT seq, hash FROM decisions ORDER BY seq DESC LIMIT 1")
-                .fetchone()
-            )
-        return (0, GENESIS_HASH) if row is None else (row[0], row[1])
+            return _tail(self._connection(), self._genesis)
 
     def __len__(self) -> int:
         with self._lock:
@@ -1220,11 +1654,21 @@ class DecisionLog:
         finally:
             conn.close()
 
-    def verify(self, *, anchors: Iterable[tuple[int, str]] = (), max_problems: int = 10) -> VerifyReport:
-        """Check the whole chain (and any published anchors); see ``verify_path``."""
+    def verify(
+        self,
+        *,
+        anchors: AnchorsArg | None = None,
+        expect_keyed: bool = False,
+        max_problems: int = 10,
+    ) -> VerifyReport:
+        """Check the whole chain and anchors (by default this log's anchors file); see ``verify_path``."""
         with self._lock:
             self._connection()
-        return verify_path(self.path, key=self.key, anchors=anchors, max_problems=max_problems)
+        if anchors is None:
+            anchors = self.anchors if self.anchors is not None else ()
+        return verify_path(
+            self.path, key=self.key, anchors=anchors, expect_keyed=expect_keyed, max_problems=max_problems
+        )
 
 
 # --- Verification -----------------------------------------------------------------------------
@@ -1233,15 +1677,16 @@ class DecisionLog:
 class _Verifier:
     """Streams the chain once, classifying each break (see ``verify_path``)."""
 
-    def __init__(self, conn: sqlite3.Connection, key: bytes | None, max_problems: int):
+    def __init__(self, conn: sqlite3.Connection, key: bytes | None, genesis: str, max_problems: int):
         self.conn = conn
         self.key = key
+        self.genesis = genesis
         self.max_problems = max_problems
         self.problems: list[Problem] = []
         self.more = False
         self.flagged: set[str] = set()  # stored hashes of records already reported
 
-    def add(self, problem: Problem, stored_hash: str) -> None:
+    def add(self, problem: Problem, stored_hash: str = "") -> None:
         self.flagged.add(stored_hash)
         if len(self.problems) < self.max_problems:
             self.problems.append(problem)
@@ -1255,7 +1700,7 @@ class _Verifier:
             return None
 
     def seq_of_hash(self, value: str) -> int | None:
-        if value == GENESIS_HASH:
+        if value == self.genesis:
             return 0
         row = self.conn.execute("SELECT seq FROM decisions WHERE hash = ? LIMIT 1", (value,)).fetchone()
         return None if row is None else row[0]
@@ -1282,6 +1727,12 @@ class _Verifier:
         return Problem(seq=seq, kind="edited", detail=detail)
 
     def broken_link(self, seq: int, prev: str) -> Problem:
+        if seq == 1:
+            detail = (
+                "its prev_hash is not the genesis hash of the log's header: the header (chain mode, key "
+                "id, log id, created_at) was changed after the log was written"
+            )
+            return Problem(seq=seq, kind="header", detail=detail)
         linked = self.seq_of_hash(prev)
         if linked == 0:
             detail = "it chains to the genesis value although it is not the first record (a forged chain)"
@@ -1297,11 +1748,24 @@ class _Verifier:
             )
         return Problem(seq=seq, kind="inserted", detail=detail)
 
-    def run(self, anchors: dict[int, str]) -> tuple[int, int, str, int]:
-        """Check every record; returns (records, head seq, head hash, anchors matched)."""
-        expected_seq, expected_prev = 1, GENESIS_HASH
-        count, head_seq, head_hash, anchored = 0, 0, GENESIS_HASH, 0
-        seen_anchors: set[int] = set()
+    def run(self, anchors: dict[int, str], closed: bool) -> tuple[int, int, str, int]:
+        """Check every record against the chain and ``anchors`` (``{seq: hash}``).
+
+        ``closed``: the last anchor was written on close, so no record may follow the highest one.
+        Returns (records, head seq, head hash, anchors matched).
+        """
+        expected_seq, expected_prev = 1, self.genesis
+        count, head_seq, head_hash, anchored = 0, 0, self.genesis, 0
+        if 0 in anchors:
+            if anchors[0] == self.genesis:
+                anchored += 1
+            else:
+                detail = (
+                    "the genesis hash differs from the anchored one: the log's header (chain mode, key id, "
+                    "log id, created_at) was rewritten"
+                )
+                self.add(Problem(seq=0, kind="anchor", detail=detail))
+        seen_anchors: set[int] = {0}
         cursor = self.conn.execute(f"SELECT {', '.join(_HASHED)}, hash FROM decisions ORDER BY seq")
         digest, key = _digest, self.key
         while rows := cursor.fetchmany(2000):
@@ -1340,88 +1804,187 @@ class _Verifier:
                             Problem(
                                 seq=seq,
                                 kind="anchor",
-                                detail="the hash differs from the published anchor: the log was rewritten",
+                                detail="the hash differs from the anchored one: the log was rewritten",
                             ),
                             stored,
                         )
                 expected_seq, expected_prev = max(seq, expected_seq - 1) + 1, stored
                 head_seq, head_hash = seq, stored
-        for seq in sorted(set(anchors) - seen_anchors):
-            if seq > head_seq:
-                detail = f"the anchored record {seq} is missing: the tail after seq {head_seq} was truncated"
-                self.add(Problem(seq=seq, kind="truncated", detail=detail), anchors[seq])
+        missing = sorted(set(anchors) - seen_anchors)
+        cut = [seq for seq in missing if seq > head_seq]
+        for seq in missing:
+            if seq <= head_seq:
+                problem = Problem(seq=seq, kind="deleted", detail="the anchored record is missing")
+                self.add(problem, anchors[seq])
+        if cut:
+            later = f" (and {len(cut) - 1} later anchor(s), up to seq {cut[-1]})" if len(cut) > 1 else ""
+            if count == 0:
+                detail = f"the log is empty but an anchor says seq {cut[0]} existed{later}: every record was deleted"
             else:
-                self.add(
-                    Problem(seq=seq, kind="deleted", detail="the anchored record is missing"), anchors[seq]
+                detail = (
+                    f"the log ends at seq {head_seq} but an anchor says seq {cut[0]} existed{later}: the tail "
+                    "was cut off"
                 )
-        self.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+            self.add(Problem(seq=cut[0], kind="truncated", detail=detail), anchors[cut[0]])
+        top = max(anchors, default=None)
+        if closed and top is not None and head_seq > top:
+            detail = (
+                f"records {top + 1}..{head_seq} follow the anchor written when the log was last closed (seq "
+                f"{top}): appended by something that does not anchor (a forged append), or by a second "
+                "writer process that has not anchored yet or crashed"
+            )
+            self.add(Problem(seq=top + 1, kind="unanchored", detail=detail))
+        self.problems.sort(key=lambda p: (p.seq is not None, p.seq or 0))
         return count, head_seq, head_hash, anchored
+
+
+def _anchor_problems(anchors: list[Anchor], meta: Mapping[str, str]) -> list[Problem]:
+    """The header fields anchors record differently from the log: one problem per field."""
+    problems: dict[str, Problem] = {}
+    log_chain, log_key = meta.get("chain"), meta.get("key_id")
+    for a in anchors:
+        at = f"the anchor of seq {a.seq}"
+        if a.chain is not None and a.chain != log_chain and "chain" not in problems:
+            if a.chain == "hmac-sha256":
+                kind, why = "downgrade", "the log was downgraded and rehashed"
+            else:
+                kind, why = "header", "the file was replaced by another log"
+            key = f", key id {a.key_id}" if a.key_id else ""
+            detail = f"{at} records a {a.chain} chain{key} but the log's header says {log_chain}: {why}"
+            problems["chain"] = Problem(seq=None, kind=kind, detail=detail)
+        rekeyed = a.chain == "hmac-sha256" == log_chain and a.key_id not in (None, log_key)
+        if rekeyed and "key_id" not in problems:
+            problems["key_id"] = Problem(
+                seq=None, kind="header",
+                detail=f"{at} records key id {a.key_id} but the log's header says {log_key}: the log was rekeyed",
+            )  # fmt: skip
+        for field, name in (("format_version", "format_version"), ("log_created_at", "created_at")):
+            value = getattr(a, field)
+            if value is not None and value != meta.get(name) and field not in problems:
+                problems[field] = Problem(
+                    seq=None, kind="header",
+                    detail=f"{at} records {name} {value!r} but the log's header says {meta.get(name)!r}: the "
+                    "header was rewritten",
+                )  # fmt: skip
+    return list(problems.values())
 
 
 def verify_path(
     path: str | Path,
     *,
     key: bytes | str | None = None,
-    anchors: Iterable[tuple[int, str]] = (),
+    anchors: AnchorsArg = (),
+    expect_keyed: bool = False,
     max_problems: int = 10,
 ) -> VerifyReport:
     """Verify a decision log file (read-only; for ``kycrisk audit verify``).
 
-    Recomputes every record's hash from its stored contents and checks the chain: seq 1, 2, 3...
-    without gaps or repeats, each ``prev_hash`` equal to the hash before it, the first equal to
-    ``GENESIS_HASH``; then compares the published ``anchors``. After a break it carries on from
-    the stored hash, so independent breaks are each reported once.
+    Checks the header (format 2, consistent, the key's id), then recomputes every record's hash
+    from its stored contents and checks the chain: seq 1, 2, 3... without gaps or repeats, each
+    ``prev_hash`` equal to the hash before it, the first equal to the header's genesis hash; then
+    compares the anchors (see the module docstring for what they reveal). After a break it
+    carries on from the stored hash, so independent breaks are each reported once.
+
+    Records appended after the last anchor cannot be checked against anchors: cutting them is
+    not detected (``unanchored_records`` counts them), unless the last anchor was written on
+    ``close`` (then any record after it is reported).
 
     Args:
         path: the sqlite file.
-        key: the HMAC key of a keyed log (required for one).
-        anchors: published ``(seq, hash)`` pairs from ``DecisionLog.head``.
+        key: the HMAC key of a keyed log (required for one); giving a key implies ``expect_keyed``.
+        anchors: an anchors file (path), or ``Anchor`` objects, mappings with their fields, or
+            ``(seq, hash)`` pairs. Anchors naming another log id are skipped (one file may serve
+            several logs), but if none names this log's id the file was swapped.
+        expect_keyed: refuse an unkeyed log (a keyed log downgraded in place, verified without
+            anchors).
         max_problems: how many breaks to list (the rest are counted in ``more_problems``).
 
     Returns:
-        The report; ``report.ok`` is the verdict, ``str(report)`` a one-line summary.
+        The report; ``report.ok`` is the verdict, ``report.verdict`` tells broken from
+        unverifiable (key needed or wrong, not a decision log of this format), ``str(report)`` a
+        one-line summary.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        FileNotFoundError: no file at ``path``, or no anchors file.
+        ValueError: a malformed anchor (its line number or index), or a key shorter than 16 bytes.
     """
     started = time.perf_counter()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no decision log at {path}")
     secret = None if key is None else _secret(key, "key")
+    # Anchors are read before the log's snapshot: each names a record committed before it was
+    # written, so an append running meanwhile cannot look like a truncation.
+    given = _anchor_list(anchors)
     conn = _connect(path, read_only=True, timeout=30.0)
     try:
         conn.execute("BEGIN")  # one snapshot: appends running meanwhile are not half-seen
         meta = _meta(conn)
-        base = {"path": str(path), "keyed": secret is not None}
-        problem = None
-        if not meta:
-            problem = Problem(seq=None, kind="format", detail="not a decision log (no meta table)")
-        elif meta.get("chain") == "hmac-sha256" and secret is None:
-            problem = Problem(seq=None, kind="key", detail="the log is keyed: verifying it needs its key")
-        elif secret is not None and meta.get("chain") != "hmac-sha256":
-            problem = Problem(seq=None, kind="key", detail="a key was given but the log is not keyed")
-        elif secret is not None and meta.get("key_id") != _key_id(secret):
+        chain = meta.get("chain")
+        base = {"path": str(path), "log_id": meta.get("log_id"), "chain": chain}
+        problem = _header_problem(meta)
+        header: list[Problem] = []
+        if problem is not None and problem.kind == "format":
+            pass
+        elif chain == "hmac-sha256" and secret is None:
+            problem = Problem(
+                seq=None, kind="key",
+                detail=f"the log is keyed (HMAC-SHA256, key id {meta.get('key_id')}): verifying it needs its "
+                f"key ({KEY_ENV}); it never verifies as unkeyed",
+            )  # fmt: skip
+        elif chain == "hmac-sha256" and secret is not None and meta.get("key_id") != _key_id(secret):
             problem = Problem(
                 seq=None, kind="key", detail=f"the key does not match the log's key id {meta.get('key_id')}"
             )
+        else:
+            if problem is not None:  # an altered header: report it, and check the chain as it stands
+                header.append(problem)
+                problem = None
+            if chain != "hmac-sha256" and (secret is not None or expect_keyed):
+                why = "a key was given" if secret is not None else "a keyed log was expected"
+                detail = f"{why} but the log's header says {chain}: a keyed log downgraded in place, or the wrong file"
+                header.append(Problem(seq=None, kind="downgrade", detail=detail))
         if problem is not None:
             return VerifyReport(
-                **base, ok=False, records=0, head_seq=0, head_hash=GENESIS_HASH, problems=[problem],
-                elapsed_s=time.perf_counter() - started,
+                **base, ok=False, records=0, head_seq=0, head_hash="0" * 64, keyed=secret is not None,
+                problems=[problem], elapsed_s=time.perf_counter() - started,
             )  # fmt: skip
-        verifier = _Verifier(conn, secret, max_problems)
-        records, head_seq, head_hash, anchored = verifier.run(dict(anchors))
+        keyed = chain == "hmac-sha256"
+        log_id = meta.get("log_id")
+        mine = [a for a in given if a.log_id is None or a.log_id == log_id]
+        other_logs = len(given) - len(mine)
+        if given and not mine:
+            ids = sorted({a.log_id for a in given if a.log_id})
+            detail = (
+                f"no anchor names this log (log id {log_id}; the anchors name {', '.join(ids)}): the file was "
+                "replaced or recreated"
+            )
+            header.append(Problem(seq=None, kind="swapped", detail=detail))
+        header += _anchor_problems(mine, meta)
+        pairs: dict[int, str] = {}
+        for a in mine:
+            if pairs.setdefault(a.seq, a.hash) != a.hash:
+                detail = f"two anchors give seq {a.seq} different hashes: one is forged or is another log's"
+                header.append(Problem(seq=None, kind="anchor", detail=detail))
+        verifier = _Verifier(conn, secret if keyed else None, genesis_hash(meta), max_problems)
+        for p in header:
+            verifier.add(p)
+        closed = bool(mine) and mine[-1].event == "close"
+        records, head_seq, head_hash, anchored = verifier.run(pairs, closed)
         conn.execute("COMMIT")
     finally:
         conn.close()
+    top = max(pairs, default=head_seq)
     return VerifyReport(
         **base,
         ok=not verifier.problems,
         records=records,
         head_seq=head_seq,
         head_hash=head_hash,
+        keyed=keyed,
         anchors_checked=anchored,
+        anchors_other_logs=other_logs,
+        unanchored_records=max(0, head_seq - top) if pairs else 0,
         problems=verifier.problems,
         more_problems=verifier.more,
         elapsed_s=time.perf_counter() - started,

@@ -385,9 +385,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the decision log's hash chain (read-only)."""
+    """Check the decision log's hash chain and its anchors (read-only).
+
+    Exit 0 intact; 1 broken (the report names the first problem, its seq and why); 2 the log
+    cannot be verified: no such file, a malformed anchors file, a keyed log without its key (or
+    with a wrong one), or not a decision log of the current format.
+    """
     import importlib
-    import os
 
     # The decision log lives in serving/, which training must not import at module level; the
     # audit command loads it by name, like `serve` starts the service by name.
@@ -395,10 +399,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     path = Path(args.log)
     if not path.is_file():
         raise FileNotFoundError(f"decision log {path} not found")
-    key = os.environ.get("KYCRISK_DECISION_LOG_KEY")
-    report = decision_log.verify_path(path, key=key.encode() if key else None)
+    try:
+        key = decision_log.secret_from_env(decision_log.KEY_ENV)
+        anchors = decision_log.read_anchors(args.anchors) if args.anchors is not None else ()
+    except ValueError as exc:  # a short key or a malformed anchor line: the input, not the log
+        raise UsageError(str(exc)) from None
+    report = decision_log.verify_path(path, key=key, anchors=anchors, expect_keyed=args.expect_keyed)
     print(report.to_json() if args.json else str(report))
-    return EXIT_OK if report.ok else EXIT_FOUND_PROBLEMS
+    return {"intact": EXIT_OK, "broken": EXIT_FOUND_PROBLEMS}.get(report.verdict, EXIT_USAGE)
 
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
@@ -581,12 +589,25 @@ def build_parser() -> argparse.ArgumentParser:
     asub = p.add_subparsers(dest="audit_command", required=True, metavar="CHECK")
     q = asub.add_parser(
         "verify",
-        help="verify the decision log's hash chain (exit 1 if broken)",
+        help="verify the decision log's hash chain and anchors (exit 1 if broken, 2 if unverifiable)",
         description="Recompute the hash chain of the decision log and report the first edited, inserted, "
-        "deleted or reordered record. Uses KYCRISK_DECISION_LOG_KEY when the log is keyed (HMAC).",
+        "deleted or reordered record; with --anchors, also a cut tail, a rewrite, a downgrade or a swapped "
+        "file. Uses KYCRISK_DECISION_LOG_KEY when the log is keyed (HMAC); a keyed log never verifies "
+        "without it. Exit 0 intact, 1 broken, 2 bad usage, unreadable input or the key needed.",
     )
     q.add_argument(
         "--log", default="state/decisions.sqlite", help="decision log file (default state/decisions.sqlite)"
+    )
+    q.add_argument(
+        "--anchors",
+        type=Path,
+        default=None,
+        help="anchors file (JSON lines, as the service writes to KYCRISK_ANCHORS, or a copy kept elsewhere)",
+    )
+    q.add_argument(
+        "--expect-keyed",
+        action="store_true",
+        help="refuse an unkeyed log (catches a keyed log downgraded in place, even without anchors)",
     )
     q.add_argument("--json", action="store_true", help="JSON report")
     q.set_defaults(func=cmd_audit_verify)

@@ -24,7 +24,6 @@ import training.policy  # loaded before fork(): the children need not import pan
 from features.contracts import TABLES
 from serving.decision_log import (
     DEFAULT_PII_FIELDS,
-    GENESIS_HASH,
     MASKED_COLUMNS,
     PII_COLUMNS,
     DecisionLog,
@@ -139,7 +138,7 @@ def test_append_get_round_trip_is_exact(log: DecisionLog) -> None:
     record = log.append(decision(features=features, score=np.float64(0.123456789012345678)))
     got = log.get(record.decision_id)
     assert got == record
-    assert got.seq == 1 and got.prev_hash == GENESIS_HASH and len(got.hash) == 64
+    assert got.seq == 1 and got.prev_hash == log.genesis and len(got.hash) == 64
     for i, v in enumerate(floats):
         assert struct.pack("<d", got.features[f"f{i}"]) == struct.pack("<d", v)
     assert math.isnan(got.features["nan"]) and got.features["missing"] is None  # NaN is not null
@@ -227,7 +226,7 @@ def test_records_are_immutable(log: DecisionLog) -> None:
 
 
 def test_verify_clean_log(log: DecisionLog) -> None:
-    assert log.verify().ok and log.head() == (0, GENESIS_HASH)
+    assert log.verify().ok and log.head() == (0, log.genesis)
     records = filled(log, 20)
     report = log.verify()
     assert report.ok and report.records == 20 and report.first_broken_seq is None
@@ -368,7 +367,7 @@ def test_verify_path_missing_or_foreign_file(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing.db").exists()
     (tmp_path / "notes.db").write_text("not sqlite " * 100)
     report = verify_path(tmp_path / "notes.db")
-    assert not report.ok and report.problems[0].kind == "format" and "BROKEN (format)" in str(report)
+    assert not report.ok and report.problems[0].kind == "format" and "CANNOT VERIFY (format)" in str(report)
 
 
 def test_policy_decision_logs_as_is(log: DecisionLog) -> None:
