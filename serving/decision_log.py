@@ -73,9 +73,11 @@ Anchors (``anchors``, ``KYCRISK_ANCHORS``)
     A chain cannot tell that its tail was cut off: the shorter log is a valid chain; and without a
     key whoever can write the file can rehash it whole. So the head is anchored outside the log:
     given ``anchors=<file>``, the log appends its head to that file when it opens, after every
-    ``anchor_every`` appended records (default 100; counted after the commit, outside the write
-    lock, so the append path pays one counter increment and one ``open``/``write``/``fsync`` of
-    the anchors file per ``anchor_every`` records), on ``anchor()`` and on ``close()``. The file
+    ``anchor_every`` appended records (default 100), on ``anchor()`` and on ``close()``. The count
+    is kept after the commit, outside the write lock: an append pays a counter increment (about
+    1.5 µs), and the one append in ``anchor_every`` that crosses the count also pays an
+    ``open``/``write``/``fsync`` of the anchors file on its own thread, while other threads go on
+    appending (measured 6.7 ms median, 12 ms worst, on this machine's disk under other load). The file
     must not be in the log's own folder (the state folder): whoever can rewrite the state could
     rewrite anchors kept beside it. Each line is one JSON object (sorted keys, UTF-8), appended
     with ``O_APPEND`` in one write and fsynced::
