@@ -98,8 +98,9 @@ Anchors (``anchors``, ``KYCRISK_ANCHORS``)
     existed"; an empty log: every record deleted), an anchored hash that differs (a rewrite), a
     chain mode, key id, format or creation time other than the anchored one (a downgrade, or a
     replaced file), a log id no anchor names (a swapped or recreated file; anchors of other logs
-    in the same file are skipped and counted), and records after an anchor written on ``close``
-    when that is the last anchor (appended by something that does not anchor: a forgery).
+    in the same file are skipped and counted), and records appended while no writer had the log
+    open: after an anchor written on ``close`` when that is the last anchor, or between a ``close``
+    anchor and the next ``open`` one (appended by something that does not anchor: a forgery).
     What anchors cannot do: records appended after the last anchor of a writer that is still
     running or crashed can be cut (or, unkeyed, forged) undetected; a clean ``close()`` leaves
     nothing unanchored, and a crash leaves at most ``anchor_every - 1`` records uncovered. With
@@ -1963,6 +1964,16 @@ def verify_path(
             )
             header.append(Problem(seq=None, kind="swapped", detail=detail))
         header += _anchor_problems(mine, meta)
+        for before, after in zip(mine, mine[1:], strict=False):
+            # a writer anchors its head on open: records between a close and the next open were
+            # written while no writer had the log open (unless a second process does not anchor)
+            if before.event == "close" and after.event == "open" and after.seq > before.seq:
+                detail = (
+                    f"records {before.seq + 1}..{after.seq} were appended between a close anchor (seq "
+                    f"{before.seq}) and the next open anchor (seq {after.seq}), while no writer had the log "
+                    "open: a forged append, or a writer process that does not anchor"
+                )
+                header.append(Problem(seq=before.seq + 1, kind="unanchored", detail=detail))
         pairs: dict[int, str] = {}
         for a in mine:
             if pairs.setdefault(a.seq, a.hash) != a.hash:

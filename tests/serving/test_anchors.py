@@ -222,6 +222,21 @@ def test_appended_forgery_in_an_unkeyed_log_is_detected_with_anchors(places) -> 
     assert "follow the anchor written when the log was last closed (seq 30)" in report.reason
 
 
+def test_forgery_appended_while_the_service_was_down_is_detected_after_restart(places) -> None:
+    log_path, anchors = places
+    written(log_path, anchors)
+    conn = raw(log_path)
+    last = rows(conn)[-1]
+    forged = dict(last, seq=31, decision_id="forged", action="approve", prev_hash=last["hash"])
+    forged["hash"] = rehash(forged)
+    insert(conn, forged)
+    conn.close()
+    written(log_path, anchors, 5)  # the service starts again, chains onto the forgery, closes
+    report = verify_path(log_path, anchors=anchors)
+    assert not report.ok and report.first_broken_seq == 31 and report.problems[0].kind == "unanchored"
+    assert "between a close anchor (seq 30) and the next open anchor (seq 31)" in report.reason
+
+
 def test_edit_with_the_rest_rehashed_in_an_unkeyed_log_is_detected_with_anchors(places) -> None:
     log_path, anchors = places
     written(log_path, anchors)
