@@ -57,6 +57,16 @@ def rewrite(conn: sqlite3.Connection, stored: list[dict], key: bytes | None, gen
         )
 
 
+def append_forgery(path: Path) -> None:
+    """Append a well-chained copy of the last record that approves, as an attacker without the key can."""
+    conn = raw(path)
+    last = rows(conn)[-1]
+    forged = dict(last, seq=last["seq"] + 1, decision_id="forged", action="approve", prev_hash=last["hash"])
+    forged["hash"] = rehash(forged)
+    insert(conn, forged)
+    conn.close()
+
+
 def unseal(path: Path) -> sqlite3.Connection:
     """``raw`` with the header's triggers dropped as well."""
     conn = raw(path)
@@ -211,11 +221,7 @@ def test_deleted_tail_is_detected_with_anchors(places, where: str, message: str)
 def test_appended_forgery_in_an_unkeyed_log_is_detected_with_anchors(places) -> None:
     log_path, anchors = places
     written(log_path, anchors)
-    conn = raw(log_path)
-    last = rows(conn)[-1]
-    forged = dict(last, seq=31, decision_id="forged", action="approve", prev_hash=last["hash"])
-    forged["hash"] = rehash(forged)
-    insert(conn, forged)
+    append_forgery(log_path)
     assert verify_path(log_path).ok  # a well-chained append: the chain alone cannot tell
     report = verify_path(log_path, anchors=anchors)
     assert not report.ok and report.first_broken_seq == 31 and report.problems[0].kind == "unanchored"
@@ -225,12 +231,7 @@ def test_appended_forgery_in_an_unkeyed_log_is_detected_with_anchors(places) -> 
 def test_forgery_appended_while_the_service_was_down_is_detected_after_restart(places) -> None:
     log_path, anchors = places
     written(log_path, anchors)
-    conn = raw(log_path)
-    last = rows(conn)[-1]
-    forged = dict(last, seq=31, decision_id="forged", action="approve", prev_hash=last["hash"])
-    forged["hash"] = rehash(forged)
-    insert(conn, forged)
-    conn.close()
+    append_forgery(log_path)
     written(log_path, anchors, 5)  # the service starts again, chains onto the forgery, closes
     report = verify_path(log_path, anchors=anchors)
     assert not report.ok and report.first_broken_seq == 31 and report.problems[0].kind == "unanchored"
