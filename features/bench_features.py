@@ -372,7 +372,7 @@ def run(
     }
 
 
-__all__ = ["bench_feature_set", "run", "synthetic_tables", "synthetic_transactions"]
+__all__ = ["bench_feature_set", "run", "run_late", "synthetic_tables", "synthetic_transactions"]
 
 
 def run_online(
@@ -539,3 +539,108 @@ def run_seed(
         "peak_rss_mb_after_one_by_one": rss_one,
         "identical": bool(identical),
     }
+
+
+def run_late(
+    n_warm: int = 30_000,
+    n_measure: int = 2_000,
+    feature_set: str = "fraud_v1",
+    late_seconds: float = 5.0,
+    rate: float = 100.0,
+    seed: int = 0,
+) -> dict:
+    """Late orders against in-order ones: the same orders, the same warm state, one run.
+
+    A file-backed state is seeded (``bulk_apply``) with about ``n_warm`` synthetic transactions
+    and their account events and labels, and copied, so that both runs start from the same
+    state. The next ``n_measure`` transactions are dated ``1 / rate`` seconds apart after the
+    newest warm event (100 orders/s, the service's load: at the synthetic data's own pace of
+    one order a minute an order is rarely behind another in its entities' logs). The in-order
+    run applies them in time order; the late run in arrival order, each arriving up to
+    ``late_seconds`` after its time (uniform delay), so most arrive behind newer ones. Each
+    order is scored (``compute``) then applied (``apply_transaction``) as the service does; the
+    two runs alternate order by order, so both see the same machine load. Afterwards both hold
+    the same events, so they must answer the same features for probes after the newest order.
+
+    Returns:
+        ``{"feature_set", "events_warm", "orders", "late_seconds", "orders_per_second",
+        "late_orders", "mean_lateness_s", "in_order_p50_ms", "in_order_p99_ms", "late_p50_ms",
+        "late_p99_ms", "ratio_p50", "ratio_p99", "identical"}``: per-order times of score plus
+        apply, and the late/in-order ratios of their percentiles.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from features.online import OnlineFeatureStore, event_log, timestamp_us
+
+    tables = synthetic_tables(n_warm + n_measure, seed=seed, days=30)
+    log = event_log(tables)
+    positions = [i for i, (kind, _) in enumerate(log) if kind == "transaction"]
+    split = positions[max(0, len(positions) - n_measure)]
+    start = max(timestamp_us(rec["occurred_at"]) for kind, rec in log[:split] if kind != "label")
+    gap = 1e6 / rate
+    orders = [
+        dict(rec, occurred_at=start + int((i + 1) * gap))
+        for i, rec in enumerate(rec for kind, rec in log[split:] if kind == "transaction")
+    ]
+    delay = np.random.default_rng(seed).uniform(0.0, late_seconds * 1e6, len(orders))
+    arrival = np.argsort([o["occurred_at"] + d for o, d in zip(orders, delay, strict=True)], kind="stable")
+    with tempfile.TemporaryDirectory(prefix="kycrisk-late-") as tmp:
+        warm = OnlineFeatureStore(Path(tmp) / "warm.db", feature_set)
+        warm.bulk_apply(log[:split])
+        warm.close()
+        for name in ("in_order.db", "late.db"):
+            shutil.copy(Path(tmp) / "warm.db", Path(tmp) / name)
+        runs = {
+            "in_order": (OnlineFeatureStore(Path(tmp) / "in_order.db", feature_set), range(len(orders))),
+            "late": (OnlineFeatureStore(Path(tmp) / "late.db", feature_set), arrival),
+        }
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        late, lateness = 0, 0.0
+        newest = start
+        try:
+            for k in range(len(orders)):
+                for name, (store, sequence) in runs.items():
+                    order = orders[sequence[k]]
+                    t0 = time.perf_counter()
+                    store.compute(order)
+                    store.apply_transaction(order)
+                    times[name].append(time.perf_counter() - t0)
+                    if name == "late":
+                        if order["occurred_at"] < newest:
+                            late += 1
+                            lateness += (newest - order["occurred_at"]) / 1e6
+                        newest = max(newest, order["occurred_at"])
+            after = orders[-1]["occurred_at"] + 60_000_000
+            probes = [dict(o, occurred_at=after) for o in orders[-200:]]
+            a, b = (runs[name][0] for name in ("in_order", "late"))
+            identical = all(
+                np.array_equal(
+                    np.array(list(a.compute(p).values())), np.array(list(b.compute(p).values())), equal_nan=True
+                )
+                for p in probes
+            )
+        finally:
+            for store, _ in runs.values():
+                store.close()
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+    out: dict[str, Any] = {
+        "feature_set": feature_set,
+        "events_warm": split,
+        "orders": len(orders),
+        "late_seconds": late_seconds,
+        "orders_per_second": rate,
+        "late_orders": late,
+        "mean_lateness_s": round(lateness / late, 3) if late else 0.0,
+    }
+    for name in runs:
+        out[f"{name}_p50_ms"] = round(pct(times[name], 50), 4)
+        out[f"{name}_p99_ms"] = round(pct(times[name], 99), 4)
+    out["ratio_p50"] = round(pct(times["late"], 50) / pct(times["in_order"], 50), 2)
+    out["ratio_p99"] = round(pct(times["late"], 99) / pct(times["in_order"], 99), 2)
+    out["identical"] = bool(identical)
+    return out

@@ -125,6 +125,20 @@ class _Num:
             self.pmax.append(max(self.pmax[-1], x))
             self.pmin.append(min(self.pmin[-1], x))
 
+    def insert(self, pos: int, x: float) -> None:
+        """``x`` as the value at ``pos``: every prefix after it grows by ``x``."""
+        xi = _exact(x)
+        self.vals.insert(pos, x)
+        p1 = self.p1
+        p1[pos + 1 :] = [p + xi for p in p1[pos:]]
+        if self.p2 is not None:
+            x2 = xi * xi
+            p2 = self.p2
+            p2[pos + 1 :] = [p + x2 for p in p2[pos:]]
+        if self.pmax is not None:
+            self.pmax[pos + 1 :] = [max(m, x) for m in self.pmax[pos:]]
+            self.pmin[pos + 1 :] = [min(m, x) for m in self.pmin[pos:]]
+
     def base(self, k: int) -> dict[str, Any]:
         out: dict[str, Any] = {"p1": str(self.p1[k])}
         if self.p2 is not None:
@@ -144,26 +158,68 @@ class _Num:
 
 
 class _Segments:
-    """Where each value is inside a finite window: count(t) = #{starts <= t} - #{ends <= t}."""
+    """Where each value is inside a finite window: count(t) = #{starts <= t} - #{ends <= t}.
 
-    __slots__ = ("starts", "ends", "last_end")
+    A value's window intervals ``[e + a, e + b)`` merge into runs (touching ones too, which
+    counts the same); ``runs`` holds each value's live runs as a flat sorted list ``[s0, e0, s1,
+    e1, ...]``, so that an event may arrive in any order: in time order only the value's last
+    run can grow, a late event merges with whichever runs it overlaps. ``ends`` are the live
+    runs' ends exactly; ``starts`` may differ from the live runs' starts at or below ``floor``
+    (the latest prune's earliest query), where ``prune`` keeps starts of dropped runs in place
+    of older starts of kept ones: every start <= ``floor`` counts the same for every query time
+    the state answers (t >= ``floor``). Removing a run whose start is <= ``floor`` therefore
+    removes the smallest start, which is then <= ``floor`` too (the lists hold as many starts
+    <= ``floor`` as the live runs have).
+    """
+
+    __slots__ = ("starts", "ends", "runs", "floor")
 
     def __init__(self) -> None:
         self.starts: list[int] = []
         self.ends: list[int] = []
-        self.last_end: dict[Any, int] = {}
+        self.runs: dict[Any, list[int]] = {}
+        self.floor: int | None = None
 
     def add(self, value: Any, start: int, end: int) -> None:
-        current = self.last_end.get(value)
-        if current is not None and start <= current:
-            if end > current:  # the value stays in the window longer
-                del self.ends[bisect.bisect_left(self.ends, current)]
-                bisect.insort(self.ends, end)
-                self.last_end[value] = end
+        rs = self.runs.get(value)
+        if rs is None:
+            self.runs[value] = [start, end]
+        elif start >= rs[-2]:  # in time order: only the last run can be reached
+            current = rs[-1]
+            if start <= current:
+                if end > current:  # the value stays in the window longer
+                    del self.ends[bisect.bisect_left(self.ends, current)]
+                    bisect.insort(self.ends, end)
+                    rs[-1] = end
+                return
+            rs += (start, end)
+        else:
+            self._merge(rs, start, end)
             return
         bisect.insort(self.starts, start)
         bisect.insort(self.ends, end)
-        self.last_end[value] = end
+
+    def _merge(self, rs: list[int], start: int, end: int) -> None:
+        """A late interval: replace the runs it overlaps or touches by their union with it."""
+        n = len(rs)
+        i = 0
+        while i < n and rs[i + 1] < start:
+            i += 2
+        j = i
+        while j < n and rs[j] <= end:
+            j += 2
+        if j > i:
+            start, end = min(start, rs[i]), max(end, rs[j - 1])
+            for k in range(i, j, 2):
+                s = rs[k]
+                if self.floor is not None and s <= self.floor:
+                    del self.starts[0]
+                else:
+                    del self.starts[bisect.bisect_left(self.starts, s)]
+                del self.ends[bisect.bisect_left(self.ends, rs[k + 1])]
+        rs[i:j] = (start, end)
+        bisect.insort(self.starts, start)
+        bisect.insort(self.ends, end)
 
     def count(self, t: int) -> int:
         return bisect.bisect_right(self.starts, t) - bisect.bisect_right(self.ends, t)
@@ -175,7 +231,17 @@ class _Segments:
             # Any k starts <= before are interchangeable for every t >= before.
             del self.ends[:k]
             del self.starts[:k]
-            self.last_end = {v: e for v, e in self.last_end.items() if e > before}
+            runs = {}
+            for v, rs in self.runs.items():
+                if rs[-1] > before:
+                    if rs[1] <= before:
+                        i = 2
+                        while rs[i + 1] <= before:
+                            i += 2
+                        del rs[:i]
+                    runs[v] = rs
+            self.runs = runs
+        self.floor = before if self.floor is None else max(self.floor, before)
 
 
 class _FirstSeen:
@@ -287,15 +353,25 @@ class _Log:
         self.fraud = {key: _Fraud() for key in group.fraud}
 
     def append(self, t: int, event_id: str, nums: Mapping[str, float], cats: Mapping[str, Any]) -> None:
-        if self.times and t < self.times[-1]:
-            self._insert(t, event_id, nums, cats)
-            return
-        self.times.append(t)
-        self.ids.append(event_id)
-        for c, n in self.num.items():
-            n.append(nums[c])
-        for c, values in self.cat.items():
-            values.append(cats.get(c))
+        times = self.times
+        if times and t < times[-1]:
+            # A late event goes after the retained events at or before its time; the prefix sums
+            # of the events after it shift by its value (cost: the few later events, not the log).
+            pos = bisect.bisect_right(times, t)
+            times.insert(pos, t)
+            self.ids.insert(pos, event_id)
+            for c, n in self.num.items():
+                n.insert(pos, nums[c])
+            for c, values in self.cat.items():
+                values.insert(pos, cats.get(c))
+        else:
+            times.append(t)
+            self.ids.append(event_id)
+            for c, n in self.num.items():
+                n.append(nums[c])
+            for c, values in self.cat.items():
+                values.append(cats.get(c))
+        # Segments, first occurrences and fraud sets take events in any order.
         for (c, a, b), seg in self.seg.items():
             v = cats.get(c)
             if not _isnull(v):
@@ -304,28 +380,6 @@ class _Log:
             v = cats.get(c)
             if not _isnull(v):
                 fs.add(v, t)
-
-    def _insert(self, t: int, event_id: str, nums: Mapping[str, float], cats: Mapping[str, Any]) -> None:
-        """An event older than the newest one: rebuild the positional state in time order."""
-        records = [
-            (
-                self.times[i],
-                self.ids[i],
-                {c: n.vals[i] for c, n in self.num.items()},
-                {c: v[i] for c, v in self.cat.items()},
-            )
-            for i in range(len(self.times))
-        ]
-        pos = bisect.bisect_right(self.times, t)
-        records.insert(pos, (t, event_id, dict(nums), dict(cats)))
-        base = {"num": {c: n.base(0) for c, n in self.num.items()}}
-        first = self.first
-        fresh = _Log(self.group, {"n0": self.n0, "last0": self.last0, **base})
-        fresh.first, fresh.fraud = first, self.fraud
-        for rec in records:
-            fresh.append(*rec)
-        for slot in ("times", "ids", "num", "cat", "seg"):
-            setattr(self, slot, getattr(fresh, slot))
 
     def base_after(self, k: int) -> dict[str, Any]:
         """The base (what "all" windows need) once the ``k`` oldest events are pruned."""
@@ -1196,6 +1250,7 @@ def _segments_state(
     starts: list[int] = []
     ends: list[int] = []
     created: list[int] = []
+    values: list[Any] = []
     last: dict[Any, int] = {}
     pj, n_prunes = 0, len(prunes)
     for idx, t, v in items:
@@ -1214,6 +1269,7 @@ def _segments_state(
         starts.append(start)
         ends.append(end)
         created.append(idx)
+        values.append(v)
     if n_prunes:
         boundary, before = prunes[-1]
         kept = [not (boundary > c and before >= e) for c, e in zip(created, ends, strict=True)]
@@ -1221,7 +1277,16 @@ def _segments_state(
         kept = [True] * len(starts)
     seg.starts = starts[len(starts) - sum(kept) :]
     seg.ends = sorted(e for e, k in zip(ends, kept, strict=True) if k)
-    seg.last_end = {v: ends[r] for v, r in last.items() if kept[r]}
+    runs: dict[Any, list[int]] = {}
+    for r, v in enumerate(values):  # creation order: each value's runs in time order
+        if kept[r]:
+            found = runs.get(v)
+            if found is None:
+                runs[v] = [starts[r], ends[r]]
+            else:
+                found += (starts[r], ends[r])
+    seg.runs = runs
+    seg.floor = prunes[-1][1] if n_prunes else None
 
 
 class _Bulk:
