@@ -6,8 +6,10 @@ After the demo has trained and promoted the models, ``run``:
    before the cut is the history a running service would hold; it is written as a data folder
    (``<workdir>/serve/history``) and seeded into a fresh state (``<workdir>/serve/state``);
 2. starts ``bentoml serve serving.service:KycRiskService`` on 127.0.0.1 (a subprocess with its
-   own random API and auditor keys, and a simulated clock at ``end``: the synthetic data is dated
-   after today, see ``serving.scorer.Clock``);
+   own random API and auditor keys, the state's secrets from ``<workdir>/secrets.json``, outside the
+   state folder (written by ``serving.secrets_config.write_secrets_file`` on the first run, mode
+   0600), and a simulated clock at ``end``: the synthetic data is dated after today, see
+   ``serving.scorer.Clock``);
 3. replays the last ``hours`` through the HTTP API in time order, as the platform would call it:
    account events and labels with ``POST /events``, every order with ``POST /score``;
 4. onboards three new customers with ``POST /onboard``: an ordinary one, one with an honest
@@ -40,6 +42,15 @@ from serving.decision_log import verify_path
 from serving.replay import replay_decision
 from serving.schemas import MAX_BATCH, AccountEvent, Label, Order, request_body
 from serving.scorer import Scorer
+from serving.secrets_config import (
+    KEY_ENV,
+    SALT_ENV,
+    SECRETS_FILE_ENV,
+    STATE_KEY_ENV,
+    Secrets,
+    load_secrets,
+    write_secrets_file,
+)
 from serving.server_process import Server
 
 log = logging.getLogger(__name__)
@@ -163,6 +174,14 @@ def _pick(decisions: list[tuple[dict[str, Any], dict[str, Any]]], action: str) -
     return min(found, key=key) if action == "approve" else max(found, key=key)
 
 
+def demo_secrets(path: Path, state: Path) -> Secrets:
+    """The demo state's secrets: ``path`` (outside ``state``) when it exists, else a new file written there."""
+    if not path.is_file():
+        write_secrets_file(path, state_dir=state)
+    # read back through the same checks as the service (mode 0600, outside the state folder)
+    return load_secrets(state, {SECRETS_FILE_ENV: str(path)})
+
+
 def run(
     data_dir: str | Path,
     workdir: str | Path,
@@ -194,7 +213,11 @@ def run(
     cut = end - pd.Timedelta(hours=hours)
     kept = split_history(tables, cut, history)
     stream = replay_stream(tables, cut)
-    scorer = Scorer.from_registry(tracking_uri, state_dir=state)
+    state_secrets = demo_secrets(Path(workdir) / "secrets.json", state)
+    scorer = Scorer.from_registry(
+        tracking_uri, state_dir=state, salt=state_secrets.salt, state_key=state_secrets.state_key,
+        decision_log_key=state_secrets.decision_log_key,
+    )  # fmt: skip
     counts = scorer.seed(history)
     scorer.close()
     seeded_s = time.perf_counter() - started
@@ -202,14 +225,15 @@ def run(
     keys = {"KYCRISK_API_KEY": secrets.token_urlsafe(24), "KYCRISK_AUDITOR_KEY": secrets.token_urlsafe(24)}
     env = {
         **keys,
+        SECRETS_FILE_ENV: str((Path(workdir) / "secrets.json").resolve()),
         "KYCRISK_STATE_DIR": str(state.resolve()),
         "KYCRISK_CLOCK_START": (end + pd.Timedelta(seconds=1)).isoformat(),
     }
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    server = Server(
-        "bentoml", {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}, serve_dir / "server.log"
-    )
+    # the secrets file alone configures the server's secrets: none inherited from this environment
+    inherited = {k: v for k, v in os.environ.items() if k not in (SALT_ENV, STATE_KEY_ENV, KEY_ENV)}
+    server = Server("bentoml", {**inherited, "BENTOML_DO_NOT_TRACK": "true", **env}, serve_dir / "server.log")
     result: dict[str, Any] = {"history": kept, "seeded": counts, "seed_s": round(seeded_s, 1)}
     try:
         ready_s = server.start()
@@ -270,7 +294,7 @@ def run(
         )  # fmt: skip
     finally:
         server.stop()
-    report = verify_path(state / "decisions.sqlite")
+    report = verify_path(state / "decisions.sqlite", key=state_secrets.decision_log_key)
     out(f"service stopped; decision log: {report}")
     replayed = replay_decision(state / "decisions.sqlite", audited)
     out(f"audit replay of {audited}: {'matches' if replayed.matches else 'DOES NOT MATCH'}")
@@ -278,4 +302,4 @@ def run(
     return result
 
 
-__all__ = ["new_profiles", "replay_stream", "run", "split_history"]
+__all__ = ["demo_secrets", "new_profiles", "replay_stream", "run", "split_history"]

@@ -19,19 +19,32 @@ row's id, for idempotent adds), with the contract's values:
   ``device_id``;
 - ``labels``: ``label_id``, ``entity_type``, ``entity_id``, ``label``, ``known_at``.
 
-The only personal column among them is ``device_id`` (a pseudonymous device fingerprint, marked
-``pii`` in ``features.contracts``): the device links between customers need it. IP addresses,
-payment methods, quantities and label sources are not stored; profiles (names, phones, addresses,
-e-mails) stay in the profile store and are passed to ``rows_for`` by the caller. Times are stored
-as integer microseconds since the epoch (UTC).
+The only personal column among them is ``device_id`` (a device fingerprint, marked ``pii`` in
+``features.contracts``): the device links between customers need its equality, not its value. So
+every add path (``add_transactions``, ``add_account_events``, the bulk frames of seeding) stores the
+keyed pseudonym the store is given (``serving.privacy.Pseudonymiser``: HMAC-SHA256 under the
+pseudonym salt), never the raw id; ``rows_for`` returns those pseudonyms. Equal ids give equal
+pseudonyms and different ids different ones, so the links, distinct counts and every behaviour
+feature are exactly those of the raw ids (``tests/serving/test_onboarding.py`` compares the risk
+model's P(bad) with the batch path's). A store opened without a pseudonymiser keeps ids as given:
+for tables whose ids are already pseudonymous (the tests comparing rows with the batch tables).
+IP addresses, payment methods, quantities and label sources are not stored; profiles (names,
+phones, addresses, e-mails) stay in the encrypted profile store and are passed to ``rows_for`` by
+the caller. Times are stored as integer microseconds since the epoch (UTC).
+
+Erasure (``serving.privacy.erase_customer``) replaces the device pseudonyms of a customer's own rows
+(orders as buyer, account events) with random values (``erase_devices``), so that those rows no
+longer link the person to devices or other customers; the rows themselves stay, since the
+counterparties' behaviour (an order is also its seller's history) and the labels depend on them.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +154,13 @@ class CustomerHistory:
 
     Args:
         path: the sqlite file (created when missing).
+        pseudonymise: the keyed pseudonym applied to every ``device_id`` before it is stored
+            (``serving.privacy.Pseudonymiser``); ``None`` keeps ids as given (see the module docstring).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, pseudonymise: Callable[[str], str] | None = None):
         self.path = str(path)
+        self.pseudonymise = pseudonymise
         self._lock = threading.RLock()
         self._conn = connect_wal(self.path)
         for table, columns in _TABLES.items():
@@ -157,6 +173,17 @@ class CustomerHistory:
     # -- writing -------------------------------------------------------------------------------
 
     def _rows(self, table: str, rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> list[tuple]:
+        staged = self._values(table, rows)
+        device = next((i for i, (name, _) in enumerate(_TABLES[table]) if name == "device_id"), None)
+        if device is None or self.pseudonymise is None or not staged:
+            return staged
+        # one pseudonym per distinct device (a seed repeats each device many times)
+        known = {d: None if d is None else self.pseudonymise(d) for d in {row[device] for row in staged}}
+        return [(*row[:device], known[row[device]], *row[device + 1 :]) for row in staged]
+
+    @staticmethod
+    def _values(table: str, rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> list[tuple]:
+        """Rows as the sqlite values of ``table``'s columns (times in microseconds, None for missing)."""
         columns = _TABLES[table]
         if isinstance(rows, pd.DataFrame):
             missing = [name for name, kind in columns if "NOT NULL" in kind or "PRIMARY" in kind]
@@ -214,6 +241,79 @@ class CustomerHistory:
     def add_labels(self, rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> int:
         """Add ``labels`` rows (idempotent by ``label_id``); returns the number added."""
         return self._add("labels", rows)
+
+    def erase_devices(self, customer_id: str) -> dict[str, int]:
+        """Replace the device pseudonyms of a customer's own rows with random values (one per row).
+
+        The customer's orders as buyer (the device is the buyer's) and its account events keep
+        every other column: the counterparties' behaviour and the labels depend on them. A fresh
+        random value per row, so the rows link neither to each other nor to any other customer on
+        the same device. Deleted values are overwritten in the file (``secure_delete``) and the
+        write-ahead log is truncated, so the replaced pseudonyms are not left on disk.
+
+        Returns:
+            Rows changed per table (``transactions``, ``account_events``).
+        """
+        cid = str(customer_id)
+        targets = (("transactions", "transaction_id", "buyer_id"), ("account_events", "event_id", "customer_id"))
+        changed: dict[str, int] = {}
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, key, owner in targets:
+                    ids = [
+                        r[0]
+                        for r in self._conn.execute(
+                            f"SELECT {key} FROM {table} WHERE {owner} = ? AND device_id IS NOT NULL "
+                            "AND device_id NOT LIKE 'erased-%'",
+                            (cid,),
+                        )
+                    ]
+                    self._conn.executemany(
+                        f"UPDATE {table} SET device_id = ? WHERE {key} = ?",
+                        [(f"erased-{secrets.token_hex(16)}", i) for i in ids],
+                    )
+                    changed[table] = len(ids)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return changed
+
+    def customer_rows(self, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+        """What the store holds about one customer (a privacy export), as JSON-ready rows.
+
+        Returns:
+            ``transactions``: orders where the customer is buyer or seller; ``account_events``:
+            the customer's events; ``labels``: labels about the customer or those orders. Columns
+            as stored (module docstring; ``device_id`` is a pseudonym), times as ISO 8601 UTC.
+        """
+        cid = str(customer_id)
+        with self._lock:
+            found = {
+                "transactions": self._select(
+                    "transactions", "buyer_id = ? OR seller_id = ?", (cid, cid), "occurred_at, transaction_id"
+                ),
+                "account_events": self._select("account_events", "customer_id = ?", (cid,), "occurred_at, event_id"),
+            }
+            orders = json.dumps(list(found["transactions"]["transaction_id"]))
+            found["labels"] = self._select(
+                "labels",
+                "(entity_type = 'customer' AND entity_id = ?) OR (entity_type = 'transaction' AND entity_id IN "
+                "(SELECT value FROM json_each(?)))",
+                (cid, orders),
+                "known_at, label_id",
+            )
+        out = {}
+        for table, frame in found.items():
+            rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+            for row in rows:
+                for name in _TIMES & set(row):
+                    row[name] = row[name].isoformat()
+            out[table] = rows
+        return out
 
     def counts(self) -> dict[str, int]:
         """Rows stored per table."""

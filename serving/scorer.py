@@ -63,9 +63,13 @@ features, bit-identical probability, same reasons, order by order):
   0.70 ms, p99 0.95 ms; the whole ``score`` (validation, online features, decision log append
   with its fsync, applying the order) p50 2.0 ms, p99 5.5 ms.
 
-Secrets: personal data in requests is pseudonymised in the decision log with the salt from
-``KYCRISK_PII_SALT`` (else a random salt kept in ``<state_dir>/pii_salt``, mode 0600); the log is
-keyed (HMAC) when ``KYCRISK_DECISION_LOG_KEY`` is set.
+Secrets come from configuration, never from the state folder (``serving.secrets_config``): the
+pseudonym salt (``KYCRISK_PII_SALT``) pseudonymises personal data in the decision log and the device
+ids of the customer history (``serving.privacy.Pseudonymiser``), the state key (``KYCRISK_STATE_KEY``)
+encrypts the profile store (``serving.profiles``), and the log is keyed (HMAC) when
+``KYCRISK_DECISION_LOG_KEY`` is set; each from its environment variable or the secrets file that
+``KYCRISK_SECRETS_FILE`` names. The Scorer holds the state folder's lock (shared) while open, so the
+privacy commands refuse a state in use.
 """
 
 from __future__ import annotations
@@ -74,11 +78,9 @@ import dataclasses
 import logging
 import math
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +94,11 @@ from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS, PartyPro
 from features.screening import WatchlistScreener
 from serving.decision_log import (
     DEFAULT_PII_FIELDS,
-    KEY_ENV,
-    SALT_ENV,
     DecisionLog,
     DecisionRecord,
-    decode_json,
-    encode_json,
-    secret_from_env,
 )
-from serving.history import CustomerHistory, connect_wal
+from serving.history import CustomerHistory
+from serving.secrets_config import resolve_secrets
 from serving.schemas import (
     AccountEvent,
     Label,
@@ -119,7 +117,6 @@ log = logging.getLogger(__name__)
 
 FRAUD_MODEL = "kycrisk-fraud"  # training.run.FRAUD_MODEL (not imported: training.run pulls in plotting)
 RISK_TIER_MODEL = "kycrisk-risk-tier"
-CUSTOMER_COLUMNS = ("customer_id", "role", *PROFILE_COLUMNS, *OPTIONAL_PROFILE_COLUMNS)
 TOP_REASONS = 5
 _REASON_FIELDS = frozenset(Reason.model_fields)  # read once: pydantic's model_fields is a slow property
 # Profile features that depend on the event time (recomputed per order by the fast path); every other
@@ -163,29 +160,6 @@ class UnknownCustomer(ScorerError):
 
 class ModelUnavailable(RuntimeError):
     """No champion to serve, or its artifact failed the trusted-type review."""
-
-
-def _timestamp(value: Any) -> Any:
-    """Dates and datetimes as tz-aware UTC ``pd.Timestamp`` (the contract's time type), else as is."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, datetime):
-        ts = pd.Timestamp(value)
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    if isinstance(value, date):
-        return pd.Timestamp(value).tz_localize("UTC")
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """numpy / pandas scalars and missing values as plain Python (None for missing)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def _us(value: Any) -> int | None:
@@ -294,69 +268,6 @@ class Clock:
             )
 
 
-class ProfileStore:
-    """Customer profiles and their onboarding screening, in sqlite (WAL) with an in-memory cache.
-
-    Args:
-        path: the sqlite file.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._lock = threading.RLock()
-        self._conn = connect_wal(self.path)
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS profiles (customer_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
-            "profile TEXT NOT NULL, screening TEXT NOT NULL, updated_at TEXT NOT NULL)"
-        )
-        self._cache: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
-        for cid, version, profile, screening in self._conn.execute(
-            "SELECT customer_id, version, profile, screening FROM profiles"
-        ):
-            self._cache[cid] = (version, self._decode(profile), decode_json(screening))
-
-    @staticmethod
-    def _decode(text: str) -> dict[str, Any]:
-        return {k: _timestamp(v) for k, v in decode_json(text).items()}
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    def get(self, customer_id: str) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
-        """``(version, profile, screening)`` of a customer, or None."""
-        return self._cache.get(customer_id)
-
-    def put_many(self, rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> list[int]:
-        """Store ``(profile, screening)`` pairs (one transaction); returns the new versions."""
-        now = datetime.now(UTC).isoformat()
-        with self._lock:
-            staged, versions = [], []
-            for profile, screening in rows:
-                cid = str(profile["customer_id"])
-                old = self._cache.get(cid)
-                version = 1 if old is None else old[0] + 1
-                profile = {c: _timestamp(_plain(profile.get(c))) for c in CUSTOMER_COLUMNS}
-                screening = {c: _plain(screening.get(c)) for c in SCREEN_COLUMNS}
-                staged.append((cid, version, profile, screening))
-                versions.append(version)
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?)",
-                    [(c, v, encode_json(p), encode_json(s), now) for c, v, p, s in staged],
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            for cid, version, profile, screening in staged:
-                self._cache[cid] = (version, profile, screening)
-        return versions
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 class Scorer:
     """Scores orders, onboards customers, applies events and reads decisions (see the module docstring).
 
@@ -372,6 +283,7 @@ class Scorer:
         risk_tier_model: tracking.LoadedModel | None = None,
         salt: bytes | str | None = None,
         decision_log_key: bytes | str | None = None,
+        state_key: bytes | str | None = None,
         fast: bool = True,
         clock: Clock | None = None,
     ):
@@ -389,13 +301,17 @@ class Scorer:
         self.screener = screener
         self.risk_tier_model = risk_tier_model
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # secrets given explicitly, the others from configuration (never from the state folder)
+        secrets = resolve_secrets(self.state_dir, salt=salt, state_key=state_key, decision_log_key=decision_log_key)
+        # the profile store first: it takes the state folder's lock before any store is read
+        self.profiles = ProfileStore(self.state_dir / "profiles.sqlite", secrets.state_key)
+        self.pseudonymise = Pseudonymiser(secrets.salt)
         self.features = OnlineFeatureStore(self.state_dir / "features.sqlite", self.feature_set)
-        self.profiles = ProfileStore(self.state_dir / "profiles.sqlite")
-        self.history = CustomerHistory(self.state_dir / "history.sqlite")
+        self.history = CustomerHistory(self.state_dir / "history.sqlite", self.pseudonymise)
         self._customers: pd.DataFrame | None = None  # every stored profile, for onboarding's profile links
         self._risk = _RiskTier.load(risk_tier_model) if risk_tier_model is not None else None
         self.decisions = DecisionLog(
-            self.state_dir / "decisions.sqlite", key=decision_log_key, salt=salt or self._salt(),
+            self.state_dir / "decisions.sqlite", key=secrets.decision_log_key, salt=secrets.salt,
             group_commit=True,  # concurrent requests share one fsync; each still returns only once on disk
         )  # fmt: skip
         self._lock = threading.Lock()
@@ -415,6 +331,7 @@ class Scorer:
         *,
         salt: bytes | str | None = None,
         decision_log_key: bytes | str | None = None,
+        state_key: bytes | str | None = None,
         fast: bool = True,
         clock: Clock | None = None,
         risk_tier: str = "optional",
@@ -426,9 +343,12 @@ class Scorer:
             state_dir: folder of the sqlite state files (created when missing).
             watchlist: watchlist table or parquet/CSV file for onboarding screening; default
                 ``<state_dir>/watchlist.parquet`` when present (written by ``seed``).
-            salt: pseudonym salt of the decision log (default ``KYCRISK_PII_SALT``, else a random
-                salt kept in ``<state_dir>/pii_salt``).
-            decision_log_key: HMAC key of the decision log (default ``KYCRISK_DECISION_LOG_KEY``).
+            salt: pseudonym salt of the decision log and the state (default from configuration:
+                ``KYCRISK_PII_SALT``, or the secrets file of ``KYCRISK_SECRETS_FILE``).
+            decision_log_key: HMAC key of the decision log (default ``KYCRISK_DECISION_LOG_KEY``,
+                likewise; optional).
+            state_key: the 32-byte key of personal data at rest (default ``KYCRISK_STATE_KEY``,
+                likewise).
             fast: score with the dict fast path (``score_fast``) when the Pipeline has the known
                 shape; ``False`` always runs the pandas Pipeline (``score_pipeline``).
             clock: the clock that bounds event times (default: real time, 5 minutes of skew).
@@ -438,6 +358,9 @@ class Scorer:
 
         Raises:
             ModelUnavailable: no champion, or the artifact fails the trusted-type review.
+            serving.secrets_config.SecretsError: no salt or state key is configured.
+            serving.profiles.StateKeyError: the state key is not the one the state was written with.
+            serving.profiles.StateLocked: a privacy command holds the state folder.
         """
         tracking.configure(tracking_uri)
         try:
@@ -470,11 +393,9 @@ class Scorer:
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         screener = cls._screener(watchlist, state_dir)
-        if decision_log_key is None:
-            decision_log_key = secret_from_env(KEY_ENV)
         return cls(
             model, state_dir, screener=screener, risk_tier_model=risk_model, salt=salt,
-            decision_log_key=decision_log_key, fast=fast, clock=clock,
+            decision_log_key=decision_log_key, state_key=state_key, fast=fast, clock=clock,
         )  # fmt: skip
 
     @staticmethod
@@ -488,17 +409,6 @@ class Scorer:
             path = Path(watchlist)
             watchlist = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
         return WatchlistScreener().fit(watchlist) if len(watchlist) else None
-
-    def _salt(self) -> bytes:
-        env = secret_from_env(SALT_ENV)
-        if env is not None:
-            return env
-        path = self.state_dir / "pii_salt"
-        if not path.is_file():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
 
     def seed(self, data_dir: str | Path, source: str = "kycrisk") -> dict[str, int]:
         """Load customers (with their onboarding screening) and replay the history into the feature state.
@@ -658,24 +568,42 @@ class Scorer:
         out = self._profile_steps[party].transform(fraud.categoricals_as_text(frame))
         dynamic = {f"{party}_{n}" for n in TIME_DEPENDENT} | {fraud.TIME_COLUMN}
         keep = [c for c in out.columns if c not in dynamic]
+        cached = []
         for (cid, version, profile), values in zip(
             items, out[keep].itertuples(index=False, name=None), strict=True
         ):
             static = dict(zip(keep, values, strict=True))
             times = {c: _us(profile.get(c)) for c in TIMES}
-            self._party_cache[(party, cid, version)] = (static, times)
+            cached.append(((party, cid, version), (static, times)))
+        self._party_cache.update(cached)  # all of the batch or none of it
 
     def warm_profiles(self) -> None:
-        """Cache the time-independent profile features of every stored customer (batched)."""
+        """Cache the time-independent profile features of every stored customer (batched).
+
+        A profile the fitted profile step (or the time arithmetic) fails on is quarantined in the
+        profile store (``ProfileStore.quarantine``, logged with the customer id and the error type,
+        never a value), so that no stored profile can stop the start or fail an order later; the
+        profile store already refuses and quarantines the profiles it can tell are bad.
+        """
         for party in ("buyer", "seller"):
             items = [
                 (cid, version, profile)
-                for cid, (version, profile, _) in list(self.profiles._cache.items())
+                for cid, version, profile, _ in self.profiles.items()
                 if (party, cid, version) not in self._party_cache
             ]
             for i in range(0, len(items), 5000):
-                self._static_profiles(party, items[i : i + 5000])
-
+                batch = items[i : i + 5000]
+                try:
+                    self._static_profiles(party, batch)
+                except Exception:
+                    # find the profile(s) at fault one by one; the others are cached as usual
+                    for item in batch:
+                        try:
+                            self._static_profiles(party, [item])
+                        except Exception as exc:
+                            self.profiles.quarantine(
+                                item[0], f"the fraud Pipeline's {party} profile step fails on it ({type(exc).__name__})"
+                            )
     def _party_features(
         self, party: str, cid: str, field: str, t: int, history: Mapping[str, float]
     ) -> tuple[dict, dict]:

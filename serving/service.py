@@ -29,8 +29,11 @@ Configuration (environment variables):
   the state dir written by seeding.
 - ``KYCRISK_SEED_DATA``: a data folder to seed from when the profile store is empty (customers,
   screening, and a replay of the history into the feature state).
-- ``KYCRISK_PII_SALT``, ``KYCRISK_DECISION_LOG_KEY``: decision-log pseudonym salt and HMAC key
-  (see ``serving.decision_log``).
+- ``KYCRISK_PII_SALT`` (required), ``KYCRISK_STATE_KEY`` (required), ``KYCRISK_DECISION_LOG_KEY``
+  (optional): the pseudonym salt, the key of personal data at rest and the decision log's HMAC key,
+  each from its variable or from the secrets file ``KYCRISK_SECRETS_FILE`` names (JSON, mode 0600,
+  outside the state folder; ``kycrisk secrets init FILE`` writes one). The service refuses to start
+  without a salt and a state key (see ``serving.secrets_config``).
 - ``KYCRISK_MAX_BODY_BYTES``: request body limit (default 2,000,000 bytes; larger → 413).
 - ``KYCRISK_RISK_TIER``: ``required`` (default: the service refuses to start without a trusted
   ``kycrisk-risk-tier`` champion, as without a ``kycrisk-fraud`` one) or ``optional`` (onboarding
@@ -80,6 +83,7 @@ from serving.schemas import (
     ScoreResponse,
 )
 from serving.scorer import Clock, Scorer, ScorerError
+from serving.secrets_config import load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +233,15 @@ class KycRiskService:
                 "KYCRISK_API_KEY is not set: set it (or KYCRISK_AUTH=off for local experiments only)"
             )
         state = Path(os.environ.get("KYCRISK_STATE_DIR", "state"))
+        # before the models load: no salt or state key (or a refused secrets file) stops the start now
+        secrets = load_secrets(state)
         uri = os.environ.get("KYCRISK_TRACKING_URI") or None
         self.scorer = Scorer.from_registry(
             uri,
             state_dir=state,
+            salt=secrets.salt,
+            state_key=secrets.state_key,
+            decision_log_key=secrets.decision_log_key,
             watchlist=os.environ.get("KYCRISK_WATCHLIST") or None,
             clock=Clock.from_env(),
             risk_tier=risk_tier_setting(),

@@ -374,6 +374,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         env["MLFLOW_TRACKING_URI"] = args.tracking_uri
     if not env.get("KYCRISK_API_KEY") and env.get("KYCRISK_AUTH", "").lower() != "off":
         raise UsageError("set KYCRISK_API_KEY (and KYCRISK_AUDITOR_KEY for GET /decisions) first")
+    if args.secrets:
+        env["KYCRISK_SECRETS_FILE"] = str(Path(args.secrets).resolve())
+    secrets_config = _serving("secrets_config")
+    try:  # the service would refuse to start later, after loading the models: say so now
+        secrets_config.load_secrets(env.get("KYCRISK_STATE_DIR", "state"), env)
+    except secrets_config.SecretsError as exc:
+        raise UsageError(str(exc)) from None
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
     if bentoml is None:
         raise UsageError("the bentoml command is not installed in this environment")
@@ -421,6 +428,58 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
         raise UsageError(str(exc.args[0])) from None
     print(json.dumps(report.to_dict(), indent=2) if args.json else str(report))
     return EXIT_OK if report.matches else EXIT_FOUND_PROBLEMS
+
+
+# --- privacy and secrets ----------------------------------------------------------------------
+
+
+def _serving(name: str):
+    """A serving module by name (training must not import serving at module level, DESIGN.md §2)."""
+    import importlib
+
+    return importlib.import_module(f"serving.{name}")
+
+
+def _privacy_run(args: argparse.Namespace, job: str) -> int:
+    """Run ``serving.privacy.<job>`` on a stopped service's state with the configured secrets; print JSON."""
+    secrets_config, profiles = _serving("secrets_config"), _serving("profiles")
+    state = Path(args.state)
+    try:
+        secrets = secrets_config.load_secrets(state)
+        result = getattr(_serving("privacy"), job)(state, args.customer, secrets)
+    except (secrets_config.SecretsError, profiles.StateLocked, profiles.StateKeyError) as exc:
+        raise UsageError(str(exc)) from None
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK
+
+
+def cmd_privacy_export(args: argparse.Namespace) -> int:
+    """Print what the state holds about one customer (JSON)."""
+    return _privacy_run(args, "export_customer")
+
+
+def cmd_privacy_erase(args: argparse.Namespace) -> int:
+    """Remove one customer's personal data from every store; print the erasure record (JSON)."""
+    return _privacy_run(args, "erase_customer")
+
+
+def cmd_secrets_init(args: argparse.Namespace) -> int:
+    """Write a new secrets file (mode 0600) with a random salt, state key and decision-log key."""
+    secrets_config = _serving("secrets_config")
+    secrets = secrets_config.Secrets.generate(decision_log_key=not args.no_decision_log_key)
+    try:
+        secrets_config.write_secrets_file(args.file, secrets, state_dir=args.state)
+    except secrets_config.SecretsError as exc:
+        raise UsageError(str(exc)) from None
+    # the values never reach the terminal: only where they are and how to use them
+    print(
+        f"wrote {args.file} (mode 0600): {', '.join(secrets.as_config())}; use it with "
+        f"{secrets_config.SECRETS_FILE_ENV}={Path(args.file).resolve()}; keep it outside the state folder "
+        "and back it up apart from the state (without its state key the profiles cannot be read)"
+    )
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -570,12 +629,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the scoring service (BentoML)",
         description="Start the BentoML scoring service with the champion models of the registry "
         "(POST /score, /score_batch, /onboard, /events; GET /decisions/{id}). Needs KYCRISK_API_KEY "
-        "and KYCRISK_AUDITOR_KEY; other settings in serving/service.py.",
+        "and KYCRISK_AUDITOR_KEY, and the secrets (KYCRISK_SECRETS_FILE: kycrisk secrets init); other settings "
+        "in serving/service.py.",
     )
     p.add_argument(
         "--state", type=Path, default=None, help="state folder (KYCRISK_STATE_DIR, default ./state)"
     )
     p.add_argument("--seed", type=Path, default=None, help="data folder to seed an empty state from")
+    p.add_argument(
+        "--secrets", type=Path, default=None, help="secrets file (KYCRISK_SECRETS_FILE; see kycrisk secrets init)"
+    )
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the champion")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_positive_int, default=3000, help="port (default 3000)")
@@ -624,6 +687,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--json", action="store_true", help="JSON report")
     q.set_defaults(func=cmd_audit_replay)
+
+    p = sub.add_parser(
+        "privacy",
+        help="personal data rights: export or erase what the state holds about a customer",
+        description="Export or erase what a stopped service's state holds about one customer. Needs the "
+        "state's secrets (KYCRISK_PII_SALT, KYCRISK_STATE_KEY, or KYCRISK_SECRETS_FILE) and refuses a state "
+        "folder a running service holds. See serving/privacy.py for what erasure removes and keeps.",
+    )
+    psub = p.add_subparsers(dest="privacy_command", required=True, metavar="RIGHT")
+    for name, func, text in (
+        ("export", cmd_privacy_export, "print what the state holds about a customer (JSON)"),
+        ("erase", cmd_privacy_erase, "remove a customer's personal data from every store (the decision log "
+         "is not rewritten and still verifies); print the erasure record"),
+    ):  # fmt: skip
+        q = psub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        q.add_argument("customer", metavar="CUSTOMER", help="the customer id")
+        q.add_argument("--state", type=Path, default=Path("state"), help="state folder (default ./state)")
+        q.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "secrets",
+        help="the service's secrets (pseudonym salt, state key, decision-log key)",
+        description="Manage the secrets file the service reads through KYCRISK_SECRETS_FILE.",
+    )
+    ssub = p.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    q = ssub.add_parser(
+        "init",
+        help="write a new secrets file (refuses to overwrite one)",
+        description="Write a new JSON secrets file, mode 0600, with a random KYCRISK_PII_SALT, KYCRISK_STATE_KEY "
+        "and KYCRISK_DECISION_LOG_KEY. Keep it outside the state folder; refuses an existing file.",
+    )
+    q.add_argument("file", metavar="FILE", type=Path, help="the file to create")
+    q.add_argument("--state", type=Path, default=None, help="a state folder the file must not be inside")
+    q.add_argument(
+        "--no-decision-log-key", action="store_true", help="leave the decision log unkeyed (hash chain only)"
+    )
+    q.set_defaults(func=cmd_secrets_init)
 
     from training.benchmark_fdh import add_arguments as add_fdh_arguments  # light import
 

@@ -7,6 +7,10 @@ exactly the history the batch engine sees for those orders).
 A small customer risk-tier model is trained on the same data once (``risk_model``, registered as
 challenger only) and made champion per module (``risk_champion``): modules that do not ask for it
 (``test_scorer``, ``test_service``) see no risk-tier champion and onboard by rules.
+
+The state's secrets (``serving.secrets_config``) are configured once for the package
+(``state_secrets``: a new random salt and state key in the environment, which
+every in-process Scorer and every server the tests start read), never kept in a state folder.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from features.synthetic import generate, write_dataset
 from serving.schemas import Order, request_body
+from serving.secrets_config import SECRETS_FILE_ENV, Secrets
 from training import tracking
 from training.run import DEFAULT_CONFIG, FRAUD_MODEL
 
@@ -57,6 +62,21 @@ def _small_config(path: Path) -> Path:
     path.write_text("\n".join(lines) + "\n")
     assert tomllib.loads(path.read_text())["fraud"]["lightgbm"]["n_estimators"] == 60
     return path
+
+
+@pytest.fixture(scope="package", autouse=True)
+def state_secrets() -> Iterator[Secrets]:
+    """New random secrets in the environment for the serving tests, removed again afterwards.
+
+    No decision-log key: the tests verify the log unkeyed (tests/serving/test_decision_log.py covers
+    keyed logs).
+    """
+    secrets = Secrets.generate(decision_log_key=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(SECRETS_FILE_ENV, raising=False)
+        for name, value in secrets.as_config().items():
+            patch.setenv(name, value)
+        yield secrets
 
 
 @pytest.fixture(scope="package")
@@ -167,7 +187,7 @@ def risk_champion(risk_model: RiskModel) -> Iterator[RiskModel]:
 
 
 @pytest.fixture(scope="package")
-def seeded_state(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> Path:
+def seeded_state(tmp_path_factory: pytest.TempPathFactory, champion: Champion, state_secrets: Secrets) -> Path:
     """A state folder seeded once from the history (profiles, screening, replayed features).
 
     Tests copy it (``fresh_state``) so that each module starts from the same state.
