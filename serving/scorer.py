@@ -98,7 +98,10 @@ from serving.decision_log import (
     DecisionRecord,
 )
 from serving.history import CustomerHistory
-from serving.secrets_config import resolve_secrets
+from serving.privacy import Pseudonymiser
+from serving.profiles import CUSTOMER_COLUMNS, ProfileStore
+from serving.profiles import as_timestamp as _timestamp
+from serving.profiles import plain_value as _plain
 from serving.schemas import (
     AccountEvent,
     Label,
@@ -109,6 +112,7 @@ from serving.schemas import (
     ScoreResponse,
     Screening,
 )
+from serving.secrets_config import resolve_secrets
 from training import fraud, risk, tracking
 from training.explain import SNAPSHOT_CONTEXT, Explainer, reasons_for_row, rule_reasons, screening_sentence
 from training.policy import TierPolicy
