@@ -36,16 +36,7 @@ from typing import Any, NamedTuple, Protocol
 
 from serving.decision_log import DecisionLog, decode_json, encode_json
 
-__all__ = [
-    "AesGcmCipher",
-    "Cipher",
-    "Claim",
-    "Journal",
-    "JournalEntry",
-    "body_digests",
-    "changed_fields",
-    "derived_key",
-]
+__all__ = ["Cipher", "Claim", "Journal", "JournalEntry", "body_digests", "changed_fields"]
 
 FIELD_DIGEST_HEX = 16  # per-field digests only tell "same or changed"; 64 bits is plenty
 
@@ -58,11 +49,12 @@ _DDL = (
 
 
 class Cipher(Protocol):
-    """Authenticated encryption of state blobs (the state key); ``aad`` binds a blob to its place."""
+    """Authenticated encryption of state values under the state key (``serving.profiles.ProfileCipher``),
+    each bound to its place ``(kind, owner, number)`` so that it cannot be moved to another row."""
 
-    def encrypt(self, data: bytes, aad: bytes) -> bytes: ...
+    def seal(self, kind: str, customer_id: str, version: int, value: Any) -> bytes: ...
 
-    def decrypt(self, data: bytes, aad: bytes) -> bytes: ...
+    def open(self, kind: str, customer_id: str, version: int, blob: Any) -> Any: ...
 
 
 class JournalEntry(NamedTuple):
@@ -280,41 +272,8 @@ class Journal:
     # -- sealing --
 
     def _seal(self, outbox_id: int, effects: Any) -> bytes:
-        return self.cipher.encrypt(encode_json(effects).encode("utf-8"), f"outbox:{outbox_id}".encode())
+        return self.cipher.seal("outbox", "", outbox_id, effects)
 
     def _open(self, outbox_id: int, payload: bytes) -> Any:
-        return decode_json(self.cipher.decrypt(payload, f"outbox:{outbox_id}".encode()).decode("utf-8"))
+        return self.cipher.open("outbox", "", outbox_id, payload)
 
-
-class AesGcmCipher:
-    """AES-256-GCM with a random 96-bit nonce per blob (``nonce || ciphertext+tag``).
-
-    Args:
-        key: 32 bytes.
-    """
-
-    NONCE_BYTES = 12
-
-    def __init__(self, key: bytes):
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        if len(key) != 32:
-            raise ValueError(f"the state key must be 32 bytes, got {len(key)}")
-        self._aead = AESGCM(key)
-
-    def encrypt(self, data: bytes, aad: bytes) -> bytes:
-        import os
-
-        nonce = os.urandom(self.NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, data, aad)
-
-    def decrypt(self, data: bytes, aad: bytes) -> bytes:
-        return self._aead.decrypt(data[: self.NONCE_BYTES], data[self.NONCE_BYTES :], aad)
-
-
-def derived_key(secret: bytes, purpose: str) -> bytes:
-    """A 32-byte key for one purpose derived from a configured secret (HKDF-SHA256)."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(secret)

@@ -92,14 +92,19 @@ from features.customer import customer_behaviour, customer_flags, customer_frame
 from features.online import LateEventError, OnlineFeatureStore, event_log
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS, PartyProfileFeatures
 from features.screening import WatchlistScreener
+from serving.commit import RequestCommit
 from serving.decision_log import (
+    ANCHORS_ENV,
     DEFAULT_PII_FIELDS,
     DecisionLog,
     DecisionRecord,
+    new_decision_id,
 )
+from serving.errors import IdempotencyConflict, ScorerError
 from serving.history import CustomerHistory
+from serving.journal import Journal
 from serving.privacy import Pseudonymiser
-from serving.profiles import CUSTOMER_COLUMNS, ProfileStore
+from serving.profiles import CUSTOMER_COLUMNS, ProfileCipher, ProfileStore
 from serving.profiles import as_timestamp as _timestamp
 from serving.profiles import plain_value as _plain
 from serving.schemas import (
@@ -135,27 +140,6 @@ TIMES = ("birth_date", "onboarded_at", "document_expiry", "last_kyc_review_at", 
          "business_registered_at")  # fmt: skip
 # Onboarding without the risk-tier model: hard rules plus the highest country / industry risk.
 ONBOARD_RULES_POLICY = TierPolicy(medium_threshold=0.5, high_threshold=0.9, version="onboard-rules-1")
-
-
-class ScorerError(Exception):
-    """A request the Scorer cannot serve; ``field`` names the request field at fault (if any).
-
-    ``status`` is the HTTP status the service answers with; ``problems`` lists every
-    ``(field, reason)`` when there are several (e.g. the fields a retry changed).
-    """
-
-    status = 422
-
-    def __init__(self, message: str, field: str | None = None, problems: list[tuple[str, str]] | None = None):
-        super().__init__(message)
-        self.field = field
-        self.problems = problems if problems is not None else ([(field, message)] if field else [])
-
-
-class IdempotencyConflict(ScorerError):
-    """A request reuses an id (``transaction_id``, ``event_id``, ...) with a different body (HTTP 409)."""
-
-    status = 409
 
 
 class UnknownCustomer(ScorerError):
@@ -317,9 +301,15 @@ class Scorer:
         self.decisions = DecisionLog(
             self.state_dir / "decisions.sqlite", key=secrets.decision_log_key, salt=secrets.salt,
             group_commit=True,  # concurrent requests share one fsync; each still returns only once on disk
+            anchors=os.environ.get(ANCHORS_ENV) or None,  # the head, anchored outside the state (auditors)
         )  # fmt: skip
         self._lock = threading.Lock()
+        # one commit point per request across the stores (serving.commit): the journal rides in
+        # the decision log's transactions; its outbox holds personal data, sealed with the state key
+        self.journal = Journal(self.decisions, cipher=ProfileCipher(secrets.state_key), salt=secrets.salt)
+        self.commit = RequestCommit(self.journal, self.features, self.history, self._put_profiles)
         self._party_cache: dict[tuple[str, str, int], tuple[dict[str, Any], dict[str, int | None]]] = {}
+        self.commit.recover()  # finish what a crash interrupted, before serving anything
         self.fast = bool(fast) and self._init_fast()
         if self.fast:
             self.warm_profiles()
@@ -480,6 +470,8 @@ class Scorer:
 
     def close(self) -> None:
         """Close the sqlite files (the state is already on disk)."""
+        self.journal.flush_done()
+        self.journal.close()
         self.features.close()
         self.profiles.close()
         self.history.close()
@@ -782,20 +774,37 @@ class Scorer:
         self.clock.check(event["occurred_at"], "occurred_at")
         for field in ("buyer_id", "seller_id"):
             self._party(event[field], field)  # refuse unknown customers before any change
+        prepared = self._prepare_order(event, "")
+        entry = self.commit.entry(f"order:{event['transaction_id']}", order.model_dump(mode="json"))
+        done = self.commit.claim([entry], [""])
+        if done:
+            return self._replay(done[0], event["transaction_id"])
+        self.commit.enter()
         try:
-            prepared = self.features.prepare(event)
-        except ValueError as exc:
-            raise ScorerError(str(exc), "amount") from exc
-        with self._lock:
-            try:
-                history = self.features.compute(event, prepared)
-            except ValueError as exc:
-                raise ScorerError(str(exc), "occurred_at") from exc
-            self.features.apply_transaction(event, prepared)
-        self.history.add_transactions([event])
-        decide = self.decide_fast if self.fast else self.decide_pipeline
-        decided = decide(event, history)
-        receipt = self.decisions.append_receipt(decided)
+            with self._lock:
+                try:
+                    history = self.features.compute(event, prepared)
+                except ValueError as exc:
+                    raise ScorerError(str(exc), "occurred_at") from exc
+                staged = self.features.stage_transaction(event, prepared)
+        except BaseException:
+            self.commit.leave()  # nothing was staged
+            self.commit.release([entry])
+            raise
+        try:
+            decide = self.decide_fast if self.fast else self.decide_pipeline
+            decided = decide(event, history)
+            effects = RequestCommit.effects(transactions=[event])
+            box: list[int] = []
+            receipt = self.decisions.append_receipt(
+                decided, journal=self.journal.writer([(entry, 0)], effects, box)
+            )
+        except BaseException:
+            self.commit.release([entry])
+            self.commit.failed()  # staged in memory, never committed: back to what is on disk
+            raise
+        self.commit.release([entry])
+        self._finish(effects, [staged], box[0])
         # answered from the decision itself: the log stores exactly these values (its JSON
         # round-trips every float), so there is no need to decode what was just written
         return ScoreResponse(
@@ -810,6 +819,29 @@ class Scorer:
             policy_version=decided["policy_version"],
         )
 
+    def _prepare_order(self, event: Mapping[str, Any], where: str) -> tuple:
+        try:
+            return self.features.prepare(event)
+        except ValueError as exc:
+            raise ScorerError(str(exc), where + "amount") from exc
+
+    def _finish(self, effects: Mapping[str, Any], staged: list, outbox_id: int) -> None:
+        """After the commit: the effects to the stores. A failure here loses nothing (the outbox has
+        them); memory, ahead of disk, is rebuilt and the outbox re-applied."""
+        try:
+            self.commit.finish(effects, staged, outbox_id)
+        except Exception:
+            log.exception("writing a committed request to the stores failed: rebuilding from the outbox")
+            self.commit.failed()
+        else:
+            self.commit.leave()
+
+    def _replay(self, entry: Any, transaction_id: str) -> ScoreResponse:
+        record = self.decisions.get(entry.decision_ids[0])
+        if record is None:  # the journal names a decision the log does not hold: never answer wrongly
+            raise RuntimeError(f"the journal names decision {entry.decision_ids[0]} that the log does not hold")
+        return self._response(record, transaction_id).model_copy(update={"replayed": True})
+
     def score_batch(self, orders: Iterable[Order | Mapping[str, Any]]) -> list[ScoreResponse]:
         """Score many orders in their given order: the same answers as ``score`` one by one.
 
@@ -817,46 +849,87 @@ class Scorer:
         earlier rows). Everything is checked first (schema, known customers, times against the
         clock and the state's lateness), so a bad order refuses the whole batch before any of it
         changes the state; then, with the fast path, the model and TreeSHAP run once on all rows
-        and the decisions are appended in one transaction (all or none).
+        and the decisions are appended in one transaction with the journal (all or none, in every
+        store: ``serving.commit``). Orders already scored with an identical body (a retried batch)
+        get their original decisions, marked ``replayed``.
 
         Raises:
             pydantic.ValidationError, UnknownCustomer, ScorerError: as ``score``, with the field
             prefixed by the order's position (``orders[3].buyer_id``).
+            IdempotencyConflict: an order's id was scored before with another body.
         """
         orders = [o if isinstance(o, Order) else Order.model_validate(o) for o in orders]
         events = [o.to_event() for o in orders]
         if not events:
             return []
-        with self._lock:
-            self._check_batch(events)
-            if not self.fast:
-                decided = []
-                for event in events:
-                    txn = self.features.prepare(event)
-                    decided.append(self.decide_pipeline(event, self.features.compute(event, txn)))
-                    self.features.apply_transaction(event, txn)
-            else:
-                prepared = []
-                for event in events:
-                    txn = self.features.prepare(event)
-                    prepared.append(self.prepared_fast(event, self.features.compute(event, txn)))
-                    self.features.apply_transaction(event, txn)
-                x = np.vstack([self._vector(features) for features, _ in prepared])
-                probabilities = self._calibrated_rows(x)
-                contrib = self.explainer.booster.predict(
-                    x, pred_contrib=True, num_threads=self.explainer.num_threads
+        self._check_batch(events)
+        entries = [
+            self.commit.entry(f"order:{e['transaction_id']}", o.model_dump(mode="json"))
+            for e, o in zip(events, orders, strict=True)
+        ]
+        done = self.commit.claim(entries, [f"orders[{i}]." for i in range(len(events))])
+        new = [i for i in range(len(events)) if i not in done]
+        answers: dict[int, ScoreResponse] = {
+            i: self._replay(entry, events[i]["transaction_id"]) for i, entry in done.items()
+        }
+        if new:
+            claimed = [entries[i] for i in new]
+            batch = [events[i] for i in new]
+            self.commit.enter()
+            staged, computed = [], []
+            try:
+                with self._lock:
+                    self._check_lateness(batch, new)
+                    for i, event in zip(new, batch, strict=True):
+                        txn = self._prepare_order(event, f"orders[{i}].")
+                        history = self.features.compute(event, txn)
+                        computed.append(history if not self.fast else self.prepared_fast(event, history))
+                        staged.append(self.features.stage_transaction(event, txn))
+            except BaseException:
+                self.commit.release(claimed)
+                if staged:
+                    self.commit.failed()
+                else:
+                    self.commit.leave()
+                raise
+            try:
+                decided = self._decide_many(batch, computed)
+                effects = RequestCommit.effects(transactions=batch)
+                box: list[int] = []
+                records = self.decisions.append_many(
+                    decided, journal=self.journal.writer([(e, k) for k, e in enumerate(claimed)], effects, box)
                 )
-                contrib = np.asarray(contrib, dtype=np.float64).reshape(len(events), -1)[:, :-1]
-                decided = [
-                    self._decision(event, features, raw, float(p), c)
-                    for event, (features, raw), p, c in zip(events, prepared, probabilities, contrib, strict=True)
-                ]  # fmt: skip
-            self.history.add_transactions(events)
-        records = self.decisions.append_many(decided)
-        return [self._response(r, e["transaction_id"]) for r, e in zip(records, events, strict=True)]
+            except BaseException:
+                self.commit.release(claimed)
+                self.commit.failed()
+                raise
+            self.commit.release(claimed)
+            self._finish(effects, staged, box[0])
+            for i, record, event in zip(new, records, batch, strict=True):
+                answers[i] = self._response(record, event["transaction_id"])
+        return [answers[i] for i in range(len(events))]
+
+    def _decide_many(self, events: list[dict[str, Any]], computed: list[Any]) -> list[dict[str, Any]]:
+        """Decisions of many orders: their history features (pipeline) or ``prepared_fast`` outputs."""
+        if not self.fast:
+            return [self.decide_pipeline(e, h) for e, h in zip(events, computed, strict=True)]
+        x = np.vstack([self._vector(features) for features, _ in computed])
+        probabilities = self._calibrated_rows(x)
+        contrib = self.explainer.booster.predict(x, pred_contrib=True, num_threads=self.explainer.num_threads)
+        contrib = np.asarray(contrib, dtype=np.float64).reshape(len(events), -1)[:, :-1]
+        return [
+            self._decision(event, features, raw, float(p), c)
+            for event, (features, raw), p, c in zip(events, computed, probabilities, contrib, strict=True)
+        ]
+
+    def _check_lateness(self, events: list[dict[str, Any]], positions: list[int]) -> None:
+        try:
+            self.features.check_lateness((e["occurred_at"] for e in events), what="order")
+        except LateEventError as exc:
+            raise ScorerError(str(exc), f"orders[{positions[exc.index]}].occurred_at") from exc
 
     def _check_batch(self, events: list[dict[str, Any]]) -> None:
-        """Refuse a batch before any of it is applied: unknown customers, times (caller holds the lock)."""
+        """Refuse a batch before any of it is applied: unknown customers, times, ids twice."""
         seen: set[str] = set()
         for i, event in enumerate(events):
             where = f"orders[{i}]."
@@ -872,10 +945,6 @@ class Scorer:
                     where + "transaction_id",
                 )
             seen.add(event["transaction_id"])
-        try:
-            self.features.check_lateness((e["occurred_at"] for e in events), what="order")
-        except LateEventError as exc:
-            raise ScorerError(str(exc), f"orders[{exc.index}].occurred_at") from exc
 
     @staticmethod
     def _reasons(reasons: list[dict[str, Any]]) -> list[Reason]:
@@ -968,33 +1037,93 @@ class Scorer:
             | {k: v for k, v in screen.items() if k != "screen_entry_id"}
             | {"rules_score": score}
         )
-        with self._lock:
-            record = self.decisions.append(
-                {
-                    "kind": "onboard",
-                    "request": profile.model_dump(mode="json"),
-                    "features": features,
-                    "models": {},
-                    "feature_set": "onboard_rules_v1",
-                    "policy_version": ONBOARD_RULES_POLICY.version,
-                    "score": None,  # no model scored this: the rules score is in the features
-                    "tier": decision.tier,
-                    "action": decision.action,
-                    "reasons": reasons,
-                }
-            )
-            (version,) = self.profiles.put_many([(rec, screen)])
-        return OnboardResponse(
-            decision_id=record.decision_id,
-            customer_id=profile.customer_id,
-            risk_tier=decision.tier,
-            action=decision.action,
-            risk_score=score,
-            reasons=self._reasons(record.reasons),
-            screening=Screening.from_columns(screen),
-            models={},
-            profile_version=version,
+        fields = {
+            "kind": "onboard",
+            "request": profile.model_dump(mode="json"),
+            "features": features,
+            "models": {},
+            "feature_set": "onboard_rules_v1",
+            "policy_version": ONBOARD_RULES_POLICY.version,
+            "score": None,  # no model scored this: the rules score is in the features
+            "tier": decision.tier,
+            "action": decision.action,
+            "reasons": reasons,
+        }
+        return self._commit_onboarding(
+            profile,
+            fields,
+            (rec, screen),
+            lambda decision_id, version: OnboardResponse(
+                decision_id=decision_id,
+                customer_id=profile.customer_id,
+                risk_tier=decision.tier,
+                action=decision.action,
+                risk_score=score,
+                reasons=self._reasons(reasons),
+                screening=Screening.from_columns(screen),
+                models={},
+                profile_version=version,
+            ),
         )
+
+    def _commit_onboarding(
+        self,
+        profile: Profile,
+        fields: dict[str, Any],
+        stored: tuple[dict[str, Any], dict[str, Any]],
+        respond: Any,
+    ) -> OnboardResponse:
+        """Log an onboarding decision and store the profile version, all or nothing (``serving.commit``).
+
+        A retry with the body of the customer's latest onboarding gets that answer again
+        (``replayed``); another body is an update: a new decision and profile version.
+
+        Args:
+            profile: the request.
+            fields: the decision to log.
+            stored: ``(profile record, screening)`` for the profile store.
+            respond: ``(decision_id, profile_version) -> OnboardResponse``.
+        """
+        entry = self.commit.entry(f"onboard:{profile.customer_id}", profile.model_dump(mode="json"))
+        if self.commit.claim([entry], [""], strict=False):
+            answer = self.journal.response(entry.key)
+            return OnboardResponse.model_validate({**answer, "replayed": True})
+        try:
+            with self._lock:  # one version at a time: the answer names the version it creates
+                current = self.profiles.get(profile.customer_id)
+                response = respond(new_decision_id(), 1 if current is None else current[0] + 1)
+                effects = RequestCommit.effects(profiles=[stored])
+                box: list[int] = []
+                self.decisions.append_receipt(
+                    {**fields, "decision_id": response.decision_id},
+                    journal=self.journal.writer(
+                        [(entry, 0)], effects, box, response=response.model_dump(mode="json")
+                    ),
+                )
+                self.commit.enter()
+                self._finish(effects, [], box[0])
+        finally:
+            self.commit.release([entry])
+        return response
+
+    def _put_profiles(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Store profile versions, skipping any that is already its customer's current profile."""
+        fresh = []
+        for rec, screen in rows:
+            current = self.profiles.get(str(rec["customer_id"]))
+            normal = {c: _timestamp(_plain(rec.get(c))) for c in CUSTOMER_COLUMNS}
+            if current is None or current[1] != normal:
+                fresh.append((rec, screen))
+        if not fresh:
+            return
+        self.profiles.put_many(fresh)
+        if self._customers is not None:  # the profile links' universe, for onboarding
+            table = self._customers
+            ids = {str(rec["customer_id"]) for rec, _ in fresh}
+            mine = self._profiles_frame([dict(rec) for rec, _ in fresh])
+            self._customers = pd.concat(
+                [table[~table["customer_id"].isin(ids).to_numpy()], mine], ignore_index=True
+            )
 
     # -- onboarding with the risk-tier model --------------------------------------------------
 
@@ -1175,44 +1304,36 @@ class Scorer:
             else {c: _plain(v) for c, v in screened.iloc[1].to_dict().items() if c in SCREEN_COLUMNS}
         )
         r = self._risk
-        with self._lock:
-            record = self.decisions.append(
-                {
-                    "kind": "onboard",
-                    "request": profile.model_dump(mode="json"),
-                    "features": decided["features"],
-                    "models": {r.model.name: r.model.version},
-                    "feature_set": r.feature_set,
-                    "policy_version": r.policy.version,
-                    "score": decided["score"],
-                    "tier": decided["tier"],
-                    "action": decided["action"],
-                    "reasons": decided["reasons"],
-                }
-            )
-            (version,) = self.profiles.put_many([(rec, screen)])
-            if self._customers is not None:
-                table = self._customers
-                self._customers = pd.concat(
-                    [
-                        table[(table["customer_id"] != profile.customer_id).to_numpy()],
-                        mine,
-                    ],
-                    ignore_index=True,
-                )
-        return OnboardResponse(
-            decision_id=record.decision_id,
-            customer_id=profile.customer_id,
-            risk_tier=record.tier,
-            action=record.action,
-            risk_score=float(record.score),
-            reasons=self._reasons(record.reasons),
-            screening=Screening.from_columns(screen_now),
-            models={r.model.name: r.model.version},
-            profile_version=version,
-            feature_set=r.feature_set,
-            policy_version=r.policy.version,
-            as_of=as_of.to_pydatetime(),
+        fields = {
+            "kind": "onboard",
+            "request": profile.model_dump(mode="json"),
+            "features": decided["features"],
+            "models": {r.model.name: r.model.version},
+            "feature_set": r.feature_set,
+            "policy_version": r.policy.version,
+            "score": decided["score"],
+            "tier": decided["tier"],
+            "action": decided["action"],
+            "reasons": decided["reasons"],
+        }
+        return self._commit_onboarding(
+            profile,
+            fields,
+            (rec, screen),
+            lambda decision_id, version: OnboardResponse(
+                decision_id=decision_id,
+                customer_id=profile.customer_id,
+                risk_tier=decided["tier"],
+                action=decided["action"],
+                risk_score=float(decided["score"]),
+                reasons=self._reasons(decided["reasons"]),
+                screening=Screening.from_columns(screen_now),
+                models={r.model.name: r.model.version},
+                profile_version=version,
+                feature_set=r.feature_set,
+                policy_version=r.policy.version,
+                as_of=as_of.to_pydatetime(),
+            ),
         )
 
     def _screen_at(self, rec: Mapping[str, Any], *times: Any) -> pd.DataFrame:
@@ -1224,45 +1345,84 @@ class Scorer:
     # -- events and decisions -----------------------------------------------------------------
 
     def apply_events(self, events: Iterable[AccountEvent | Label | Mapping[str, Any]]) -> dict[str, int]:
-        """Apply account events and labels to the feature state and the customer history.
+        """Apply account events and labels to the feature state and the customer history: all or none.
 
-        Every event the feature state accepts is also kept in the customer history (the risk-tier
-        model reads customer labels and account events that no order feature uses).
+        Every event is checked first (schema, the service clock, the state's allowed lateness for
+        every account event, ids twice in the request, earlier requests with the same id), so a
+        refused event refuses the request and nothing changes; then all of them are applied and
+        committed in one journal write (``serving.commit``). Every accepted event is also kept in the
+        customer history (the risk-tier model reads customer labels and account events that no
+        order feature uses).
 
         Returns:
-            ``{"applied": n, "ignored": m}`` (duplicates and events no order feature uses are ignored).
+            ``{"applied": n, "ignored": m, "replayed": r}``: events that changed the feature state,
+            the others (duplicates, events it does not use such as labels of customers), and among
+            those the retries of events applied before with an identical body.
+
+        Raises:
+            pydantic.ValidationError: an invalid event (``events[i]...``).
+            ScorerError: a refused event, its field named ``events[i].<field>``.
+            IdempotencyConflict: an event id applied before with another body.
         """
         parsed: list[AccountEvent | Label] = []
+        seen: set[str] = set()
         for i, event in enumerate(events):
             if isinstance(event, Mapping):
                 kind = event.get("kind", "account_event")
                 event = (Label if kind == "label" else AccountEvent).model_validate(event)
             # a far-future event would make every later one "late": refuse the request up front
-            if isinstance(event, Label):
-                self.clock.check(event.known_at, f"events[{i}].known_at")
-            else:
-                self.clock.check(event.occurred_at, f"events[{i}].occurred_at")
+            id_field = "label_id" if isinstance(event, Label) else "event_id"
+            time_field = "known_at" if isinstance(event, Label) else "occurred_at"
+            self.clock.check(getattr(event, time_field), f"events[{i}].{time_field}")
+            key = f"{event.kind}:{getattr(event, id_field)}"
+            if key in seen:
+                raise ScorerError(f"{id_field} {getattr(event, id_field)!r} appears twice", f"events[{i}].{id_field}")
+            seen.add(key)
             parsed.append(event)
-        applied = ignored = 0
-        accepted: dict[type, list[dict[str, Any]]] = {Label: [], AccountEvent: []}
-        with self._lock:
-            try:
-                for event in parsed:
-                    rec = event.model_dump(exclude={"kind"})
+        account = [(i, e) for i, e in enumerate(parsed) if isinstance(e, AccountEvent)]
+        try:  # every account event, of a type the features read or not (the history keeps it)
+            self.features.check_lateness((e.occurred_at for _, e in account), what="account event")
+        except LateEventError as exc:
+            raise ScorerError(str(exc), f"events[{account[exc.index][0]}].occurred_at") from exc
+        entries = [
+            self.commit.entry(f"{e.kind}:{e.label_id if isinstance(e, Label) else e.event_id}", e.model_dump(mode="json"))
+            for e in parsed
+        ]
+        done = self.commit.claim(entries, [f"events[{i}]." for i in range(len(parsed))])
+        new = [i for i in range(len(parsed)) if i not in done]
+        if not new:
+            return {"applied": 0, "ignored": len(done), "replayed": len(done)}
+        claimed = [entries[i] for i in new]
+        recs = {i: parsed[i].model_dump(exclude={"kind"}) for i in new}
+        self.commit.enter()
+        staged = []
+        try:
+            with self._lock:
+                for i in new:
                     try:
-                        if isinstance(event, Label):
-                            done = self.features.apply_label(rec)
+                        if isinstance(parsed[i], Label):
+                            staged.append(self.features.stage_label(recs[i]))
                         else:
-                            done = self.features.apply_account_event(rec)
+                            staged.append(self.features.stage_account_event(recs[i]))
                     except ValueError as exc:
-                        raise ScorerError(str(exc), "occurred_at") from exc
-                    accepted[type(event)].append(rec)
-                    applied += bool(done)
-                    ignored += not done
-            finally:  # the events applied before a refused one stay applied: keep them in both stores
-                self.history.add_labels(accepted[Label])
-                self.history.add_account_events(accepted[AccountEvent])
-        return {"applied": applied, "ignored": ignored}
+                        raise ScorerError(str(exc), f"events[{i}].occurred_at") from exc
+            effects = RequestCommit.effects(
+                account_events=[recs[i] for i in new if isinstance(parsed[i], AccountEvent)],
+                labels=[recs[i] for i in new if isinstance(parsed[i], Label)],
+            )
+            box: list[int] = []
+            self.decisions.append_many([], journal=self.journal.writer([(e, None) for e in claimed], effects, box))
+        except BaseException:
+            self.commit.release(claimed)
+            if any(w is not None for w in staged):
+                self.commit.failed()
+            else:
+                self.commit.leave()
+            raise
+        self.commit.release(claimed)
+        self._finish(effects, staged, box[0])
+        applied = sum(w is not None for w in staged)
+        return {"applied": applied, "ignored": len(parsed) - applied, "replayed": len(done)}
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The logged decision, or None."""
@@ -1328,6 +1488,7 @@ def timed_scores(scorer: Scorer, orders: list[Mapping[str, Any]]) -> dict[str, f
 
 __all__ = [
     "Clock",
+    "IdempotencyConflict",
     "ModelUnavailable",
     "ProfileStore",
     "Scorer",

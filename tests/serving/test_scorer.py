@@ -144,7 +144,11 @@ def test_onboarding_screens_and_decides_by_rules_without_the_risk_tier_model(sta
     assert "RULES_ONLY" in codes and "DOC_EXPIRED" in codes
     assert response.risk_tier in ("medium", "high") and response.action != "approve"
     assert response.profile_version == 1
-    assert scorer.onboard(profile).profile_version == 2
+    # a retry of the same body is the same decision; a changed profile is an update (a new version)
+    retry = scorer.onboard(profile)
+    assert retry.replayed and retry.decision_id == response.decision_id and retry.profile_version == 1
+    updated = scorer.onboard({**profile, "document_expiry": "2031-01-01"})
+    assert not updated.replayed and updated.profile_version == 2
     record = scorer.get_decision(response.decision_id)
     assert record.kind == "onboard"
     assert "Ada" not in str(record.request) and "ada.example" not in str(record.request)
@@ -159,7 +163,7 @@ def test_events_are_applied_once(state, champion) -> None:
              "label": "fraud", "known_at": when}  # fmt: skip
     first = scorer.apply_events([event, label])
     assert first["applied"] + first["ignored"] == 2
-    assert scorer.apply_events([event]) == {"applied": 0, "ignored": 1}
+    assert scorer.apply_events([event]) == {"applied": 0, "ignored": 1, "replayed": 1}
 
 
 def test_restart_keeps_profiles_features_and_decisions(state, champion) -> None:
