@@ -81,6 +81,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,7 @@ TIME_DEPENDENT = (
     "email_age_days", "business_age_days", "volume_vs_declared",
 )  # fmt: skip
 US_PER_DAY = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_YEAR = 31_557_600_000_000  # 365.25 days, as features.profile divides ages
 TIMES = ("birth_date", "onboarded_at", "document_expiry", "last_kyc_review_at", "email_first_seen_at",
          "business_registered_at")  # fmt: skip
@@ -244,7 +246,15 @@ class Clock:
 
     def check(self, value: Any, field: str) -> None:
         """Raise ``ScorerError`` naming ``field`` when ``value`` is too far ahead of now."""
-        t, now = _us(value), self.now_us()
+        if isinstance(value, date) and not isinstance(value, datetime | pd.Timestamp):
+            value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        if isinstance(value, datetime) and not isinstance(value, pd.Timestamp):
+            # Python's arithmetic: exact for any year 1-9999 (pandas' nanosecond range ends in 2262)
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            t = (aware - _EPOCH) // timedelta(microseconds=1)
+        else:
+            t = _us(value)
+        now = self.now_us()
         if t is not None and t > now + self.max_future_us:
             stamp = pd.Timestamp(t, unit="us", tz="UTC").isoformat()
             clock = pd.Timestamp(now, unit="us", tz="UTC").isoformat()
@@ -974,6 +984,7 @@ class Scorer:
         (``RULES_ONLY``).
         """
         profile = profile if isinstance(profile, Profile) else Profile.model_validate(profile)
+        self._check_profile_times(profile)
         if self._risk is not None:
             return self.onboard_risk(profile)
         rec = {c: _timestamp(v) for c, v in profile.model_dump().items()}
@@ -1065,6 +1076,15 @@ class Scorer:
                 profile_version=version,
             ),
         )
+
+    # Profile times that cannot lie ahead of the service clock (the schema bounds them by the
+    # contract's static ranges; "now" is the clock's, which may be simulated).
+    _PAST_FIELDS = ("birth_date", "business_registered_at", "onboarded_at", "last_kyc_review_at",
+                    "email_first_seen_at")  # fmt: skip
+
+    def _check_profile_times(self, profile: Profile) -> None:
+        for field in self._PAST_FIELDS:
+            self.clock.check(getattr(profile, field), field)
 
     def _commit_onboarding(
         self,
@@ -1287,6 +1307,7 @@ class Scorer:
         if self._risk is None:
             raise ModelUnavailable(f"no {RISK_TIER_MODEL} model is loaded: onboarding decides by rules")
         profile = profile if isinstance(profile, Profile) else Profile.model_validate(profile)
+        self._check_profile_times(profile)
         rec = {c: _timestamp(v) for c, v in profile.model_dump().items()}
         review = rec.get("last_kyc_review_at")
         start = rec["onboarded_at"] if review is None else max(review, rec["onboarded_at"])
