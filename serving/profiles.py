@@ -351,29 +351,40 @@ class ProfileStore:
     def _load(self) -> None:
         """Decrypt every row into memory; encrypt rows written before encryption; quarantine bad ones."""
         legacy, bad = [], []
-        for cid, version, profile, screening in self._conn.execute(
-            "SELECT customer_id, version, profile, screening FROM profiles"
+        # every value read as bytes with its sqlite type: a hand-edited value may be text that is not
+        # UTF-8, which sqlite3 would refuse to decode (and the start would fail on one row)
+        for rowid, cid, version, kinds, profile, screening in self._conn.execute(
+            "SELECT rowid, CAST(customer_id AS BLOB), version, typeof(profile) || typeof(screening), "
+            "CAST(profile AS BLOB), CAST(screening AS BLOB) FROM profiles"
         ):
+            cid = bytes(cid).decode("utf-8", "backslashreplace")
             try:
-                if isinstance(profile, str) and isinstance(screening, str):
+                if not isinstance(version, int) or isinstance(version, bool):
+                    raise ProfileRowError("the version is not an integer")
+                if kinds == "texttext":
                     # written before encryption at rest: validate as usual, then encrypt in place
-                    values = check_profile(cid, decode_json(profile)), check_screening(decode_json(screening))
+                    values = (
+                        check_profile(cid, decode_json(bytes(profile).decode("utf-8"))),
+                        check_screening(decode_json(bytes(screening).decode("utf-8"))),
+                    )
                     legacy.append((cid, version, *values))
                 else:
                     values = (
-                        check_profile(cid, self._cipher.open("profile", cid, version, profile)),
-                        check_screening(self._cipher.open("screening", cid, version, screening)),
+                        check_profile(cid, self._cipher.open("profile", cid, version, bytes(profile))),
+                        check_screening(self._cipher.open("screening", cid, version, bytes(screening))),
                     )
-            except (ProfileRowError, ValueError) as exc:
-                reason = str(exc) if isinstance(exc, ProfileRowError) else "the stored JSON does not decode"
-                bad.append((cid, reason))
+            except ProfileRowError as exc:
+                bad.append((rowid, cid, str(exc)))
+                continue
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError of a row stored in clear
+                bad.append((rowid, cid, "the stored clear JSON does not decode"))
                 continue
             self._cache[cid] = (version, *values)
         if legacy:
-            self._write([(c, v, p, s) for c, v, p, s in legacy])
+            self._write(legacy)
             log.warning("encrypted %d profiles that were stored in clear in %s", len(legacy), self.path)
-        for cid, reason in bad:
-            self.quarantine(cid, reason)
+        for rowid, cid, reason in bad:
+            self._quarantine_row(rowid, cid, reason)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -405,7 +416,8 @@ class ProfileStore:
         """One customer's quarantined rows with whatever of their values still decrypts (for an export)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT version, profile, screening, reason FROM quarantine WHERE customer_id = ? ORDER BY rowid",
+                "SELECT version, CAST(profile AS BLOB), CAST(screening AS BLOB), reason FROM quarantine "
+                "WHERE customer_id = ? ORDER BY rowid",
                 (customer_id,),
             ).fetchall()
         out = []
@@ -413,6 +425,8 @@ class ProfileStore:
             entry: dict[str, Any] = {"version": version, "reason": reason}
             for kind, blob in (("profile", profile), ("screening", screening)):
                 try:
+                    if not isinstance(version, int):
+                        raise ProfileRowError("the version is not an integer")
                     entry[kind] = self._cipher.open(kind, customer_id, version, blob)
                 except ProfileRowError as exc:
                     entry[kind] = None
@@ -485,16 +499,25 @@ class ProfileStore:
 
         Logged at WARNING with the customer id and ``reason`` (which must not hold values).
         """
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT rowid FROM profiles WHERE customer_id = ?", (customer_id,)
+            ).fetchone()
+            if found is not None:
+                self._quarantine_row(found[0], customer_id, reason)
+            self._cache.pop(customer_id, None)
+
+    def _quarantine_row(self, rowid: int, customer_id: str, reason: str) -> None:
         now = datetime.now(UTC).isoformat()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute(
                     "INSERT INTO quarantine SELECT customer_id, version, profile, screening, ?, ? "
-                    "FROM profiles WHERE customer_id = ?",
-                    (reason, now, customer_id),
+                    "FROM profiles WHERE rowid = ?",
+                    (reason, now, rowid),
                 )
-                self._conn.execute("DELETE FROM profiles WHERE customer_id = ?", (customer_id,))
+                self._conn.execute("DELETE FROM profiles WHERE rowid = ?", (rowid,))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
