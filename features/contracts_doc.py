@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features.contracts import BAD_TRANSACTION_LABELS, REQUIRED_TABLES, TABLES, Col, Table
+from features.contracts import (
+    BAD_TRANSACTION_LABELS,
+    ID_PATTERN,
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    REQUIRED_TABLES,
+    TABLES,
+    TEXT_PATTERN,
+    Col,
+    Table,
+)
 from features.io import contract_dtype
 
 BEGIN_MARKER = (
@@ -51,6 +62,10 @@ def _allowed_text(table: Table, col: Col) -> str:
         parts.append("ISO 3166-1 alpha-2 code (`XK` for Kosovo)")
     if col.min_value is not None:
         parts.append(f"{'>' if col.min_exclusive else '>='} {col.min_value:g}")
+    if col.max_value is not None:
+        parts.append(f"<= {col.max_value:,.0f}")
+    if col.kind == "str":
+        parts.append("identifier (`ID_PATTERN`)" if col.identifier else "free text (`TEXT_PATTERN`)")
     if col.kind in ("timestamp", "date"):
         low, high = col.time_range
         parts.append(f"on or after {low}, " + ("not in the future" if high == "now" else f"before {high}"))
@@ -96,17 +111,34 @@ def _render_table(table: Table) -> list[str]:
     return lines
 
 
+def _render_bounds() -> list[str]:
+    """The bounds every table shares (``features.contracts``), which the service checks too."""
+    return [
+        "### Bounds shared by every table and by the service's requests",
+        "",
+        f"- Amounts, unit prices and declared volumes: at most {MAX_AMOUNT:,.0f} in any currency "
+        "(`MAX_AMOUNT`), and an amount must convert to a finite USD value.",
+        f"- Identifiers (`ID_PATTERN`, `{ID_PATTERN}`): 1 to {MAX_ID_LENGTH} characters of letters, digits and "
+        "`_ . : @ # / + = -`, starting with a letter or digit; no spaces, control characters, "
+        "escapes or bidirectional overrides.",
+        f"- Free text (`TEXT_PATTERN`, `{TEXT_PATTERN}`): any script, at most {MAX_TEXT_LENGTH} "
+        "characters (`MAX_TEXT_LENGTH`), without control characters (C0, DEL, C1) or "
+        "bidirectional overrides and isolates.",
+        "- Times: each column's range below (`TIME_RANGES`, else `DEFAULT_TIME_RANGE`); a number is "
+        "never read as a time.",
+    ]
+
+
 def render_contracts_markdown() -> str:
-    """Render every contract table as Markdown: purpose, key, file, and one row per column.
+    """Render the shared bounds, then every contract table: purpose, key, file, one row per column.
 
     Returns:
         The Markdown text (ending in a newline) that sits between ``BEGIN_MARKER`` and
         ``END_MARKER`` in ``data/README.md``.
     """
-    lines: list[str] = []
+    lines: list[str] = _render_bounds()
     for table in TABLES.values():
-        if lines:
-            lines.append("")
+        lines.append("")
         lines += _render_table(table)
     return "\n".join(lines) + "\n"
 

@@ -13,11 +13,15 @@ present); ``bool`` is ``boolean``; ``timestamp`` and ``date`` are ``datetime64[u
 
 CSV: every field is read as text, then converted. An empty field is a null; nothing else is
 (``NA`` is Namibia, ``null`` a possible name), except that a quoted empty field (``""``) is an
-empty string in a text column (e.g. ``aliases``: "empty string when none"). Timestamps are ISO 8601 with or without an offset
-(without one means UTC); booleans are true/false/1/0 (any case); whole numbers may be written
-``3`` or ``3.0``. Parquet: compatible physical types are converted (other time units, naive
-times taken as UTC, date columns, integers stored as floats without fractions, dictionary-encoded
-text); text in a number or time column is a wrong type, not parsed.
+empty string in a text column (e.g. ``aliases``: "empty string when none"). Timestamps are
+ISO 8601 with or without an offset (without one means UTC); a bare number (``1700000000``,
+``2025``) is never read as a time, since epoch seconds, milliseconds and years cannot be told
+apart. Booleans are true/false/1/0 (any case); whole numbers may be written ``3`` or ``3.0``.
+Parquet: compatible physical types are converted (other time units, naive times taken as UTC,
+date columns, integers stored as floats without fractions, dictionary-encoded text); text in a
+number or time column is a wrong type, not parsed, and so is a number in a time column. Times
+are held in microseconds (years -290,000 to 294,000): a parquet time beyond that is reported on
+its own row, and the contracts' time ranges then refuse whatever is implausible.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -40,6 +45,13 @@ from features.validation import AUXILIARY_TABLES, EXPECTED_KIND, Problem, proble
 SOURCES = ("kycrisk", "fdh")
 TIME_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 TEXT_KINDS = ("str", "category", "country")
+# A number written where a time is due: digits with an optional sign, fraction and exponent.
+BARE_NUMBER = r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$"
+EPOCH_REASON = (
+    "wrong type: a number is not a time (epoch seconds or milliseconds are not read); "
+    "expected an ISO 8601 timestamp such as 2025-01-31T12:00:00Z"
+)
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000}
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -176,14 +188,38 @@ def _as_bool(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray
     return pd.Series(pd.NA, index=series.index, dtype="boolean"), series.notna().to_numpy()
 
 
+def _bare_numbers(text: pd.Series) -> np.ndarray:
+    """Which values of a text column are bare numbers (``1700000000``, ``-1.5e9``); nulls are not."""
+    arrow = pa.array(text.str.strip(), type=pa.large_string(), from_pandas=True)
+    found = pa_compute.fill_null(pa_compute.match_substring_regex(arrow, BARE_NUMBER), False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _in_microseconds(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """UTC times in microseconds; values a microsecond time cannot hold become NaT, flagged.
+
+    Parquet may store seconds or milliseconds far beyond that range (year 300,000): casting the
+    column would raise for all of it, and the report must name the rows instead.
+    """
+    factor = _US_PER_UNIT.get(series.dt.unit)
+    beyond = np.zeros(len(series), dtype=bool)
+    if factor is not None:
+        ticks = series.array.asi8
+        limit = np.iinfo(np.int64).max // factor
+        beyond = series.notna().to_numpy() & ((ticks > limit) | (ticks < -limit))
+        if beyond.any():
+            series = series.where(~beyond)
+    return series.astype(TIME_DTYPE), beyond
+
+
 def _as_time(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray]:
     dtype = series.dtype
     ok = np.zeros(len(series), dtype=bool)
     if isinstance(dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC").astype(TIME_DTYPE), ok
+        return _in_microseconds(series.dt.tz_convert("UTC"))
     if pd.api.types.is_datetime64_dtype(dtype):
         # Naive times are UTC by contract.
-        return series.dt.tz_localize("UTC").astype(TIME_DTYPE), ok
+        return _in_microseconds(series.dt.tz_localize("UTC"))
     if series.isna().all():
         return pd.Series(pd.NaT, index=series.index, dtype=TIME_DTYPE), ok
     if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in (
@@ -197,7 +233,12 @@ def _as_time(series: pd.Series, parse_text: bool) -> tuple[pd.Series, np.ndarray
         values = pd.to_datetime(series.str.strip(), format="ISO8601", utc=True, errors="coerce").astype(
             TIME_DTYPE
         )
-        return values, _unparsed(series, values)
+        # ISO 8601 reads "2025" as a year and "20250131" as a date; as bare numbers they are
+        # refused with the epochs, so that no number ever becomes a time by accident.
+        bare = _bare_numbers(series)
+        if bare.any():
+            values = values.where(~bare)
+        return values, _unparsed(series, values) | bare
     return pd.Series(pd.NaT, index=series.index, dtype=TIME_DTYPE), series.notna().to_numpy()
 
 
@@ -235,23 +276,44 @@ def _conform(
             bad = original.notna().to_numpy(dtype=bool)
         converted[name] = values
         if bad.any():
-            positions = np.flatnonzero(bad)
-            unconverted[(table.name, name)] = positions
-            found = "text" if _is_text(original) else str(original.dtype)
-            reason = f"wrong type: expected {EXPECTED_KIND[col.kind]}, found {found}"
-            problems.append(
-                problem_at(
-                    table,
-                    df,
-                    name,
-                    positions,
-                    reason,
-                    "wrong_type",
-                    values=original.iloc[positions[:5]],
-                    file=file,
+            unconverted[(table.name, name)] = np.flatnonzero(bad)
+            for mask, reason, check in _conversion_failures(original, col, bad):
+                positions = np.flatnonzero(mask)
+                problems.append(
+                    problem_at(
+                        table,
+                        df,
+                        name,
+                        positions,
+                        reason,
+                        check,
+                        values=original.iloc[positions[:5]],
+                        file=file,
+                    )
                 )
-            )
     return df.assign(**converted) if converted else df, problems, unconverted
+
+
+def _conversion_failures(original: pd.Series, col: Col, bad: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
+    """Split the unconvertible values of a column by cause: (rows mask, reason, check code)."""
+    expected = EXPECTED_KIND[col.kind]
+    if col.kind not in ("timestamp", "date"):
+        found = "text" if _is_text(original) else str(original.dtype)
+        return [(bad, f"wrong type: expected {expected}, found {found}", "wrong_type")]
+    if _is_text(original):
+        epoch = bad & _bare_numbers(original)
+        other = bad & ~epoch
+        failures = [(epoch, EPOCH_REASON, "wrong_type")] if epoch.any() else []
+        if other.any():
+            failures.append((other, f"wrong type: expected {expected}, found text", "wrong_type"))
+        return failures
+    if pd.api.types.is_datetime64_any_dtype(original.dtype):
+        reason = "out of range: beyond what a microsecond UTC time can hold (years -290,000 to 294,000)"
+        return [(bad, reason, "unrepresentable_time")]
+    reason = f"wrong type: expected {expected}, found {original.dtype}"
+    if pd.api.types.is_numeric_dtype(original.dtype) and not pd.api.types.is_bool_dtype(original.dtype):
+        reason += " (numbers are not read as epoch times)"
+    return [(bad, reason, "wrong_type")]
 
 
 def conform_table(

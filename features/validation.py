@@ -1,10 +1,15 @@
 """Checks that input tables meet the data contracts, and the report that names every problem found.
 
-Single-table checks (columns, types, nulls, keys, categories, ranges, country codes, plausible
-dates) are pandera schemas built from ``features.contracts.TABLES``; cross-table checks
-(references, time order between tables) are plain pandas. Failures are aggregated per
-(table, column, reason) with a row count and a few examples, so a file with 100,000 bad rows
-gives one line, not 100,000. Nothing is dropped: the report counts every row it complains about.
+Single-table checks (columns, types, nulls, keys, categories, ranges and upper bounds, country
+codes, plausible dates, the character sets of identifiers and free text) are pandera schemas
+built from ``features.contracts.TABLES``; checks across columns and tables (references, time
+order, birth before onboarding, amounts that convert to a finite USD value, required tables
+that hold rows) are plain pandas. The bounds are the ones the service checks on requests
+(``features.contracts``), so that a value a data file may hold is one a request may send, and
+the seeding path (``load_valid_dataset``) can never load a value the engines cannot represent.
+Failures are aggregated per (table, column, reason) with a row count and a few examples, so a
+file with 100,000 bad rows gives one line, not 100,000. Nothing is dropped: the report counts
+every row it complains about.
 
 Row numbers in a report count data rows from 1 as a person sees them in the file (the header is
 not a row: in a CSV file, row ``n`` is on line ``n + 1`` unless a quoted value spans lines).
@@ -15,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,8 +33,17 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.compute as pa_compute
 
-from features.contracts import REQUIRED_TABLES, TABLES, Col, Table
-from features.reference import iso_country_codes
+from features.contracts import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    REQUIRED_TABLES,
+    TABLES,
+    TEXT_PATTERN,
+    Col,
+    Table,
+)
+from features.reference import iso_country_codes, load_reference
 
 if TYPE_CHECKING:
     from features.io import Dataset
@@ -200,13 +215,24 @@ def _format_value(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
         return "null"
     if isinstance(value, pd.Timestamp):
-        return value.isoformat()
+        try:
+            return value.isoformat()
+        except (ValueError, OverflowError, NotImplementedError):
+            # Beyond Python's datetime range (year > 9999 in a parquet file of seconds): numpy
+            # still prints it, and a report must never fail on the value it reports.
+            return f"{np.datetime_as_string(value.to_datetime64())}+00:00"
     text = repr(value) if isinstance(value, str) else str(value)
     return _truncate(text)
 
 
 def _truncate(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _key_text(value: Any) -> str:
+    """A key as it is, unless it holds what a terminal would act on (escapes, NUL): then quoted."""
+    text = str(value)
+    return _truncate(text if text.isprintable() else repr(text))
 
 
 def _key_column(table: Table, df: pd.DataFrame, usable: set[str]) -> str | None:
@@ -250,7 +276,7 @@ def problem_at(
     first = positions[:MAX_EXAMPLES]
     usable = set(df.columns) if usable is None else usable
     key = _key_column(table, df, usable)
-    keys = tuple(_truncate(str(v)) for v in df[key].iloc[first]) if key is not None else ()
+    keys = tuple(_key_text(v) for v in df[key].iloc[first]) if key is not None else ()
     if values is not None:
         shown = tuple(v if formatted else _format_value(v) for v in list(values)[:MAX_EXAMPLES])
     elif column is not None and column in df.columns:
@@ -327,13 +353,93 @@ def _allowed_text(allowed: tuple[str, ...]) -> str:
     return f"not an allowed value (allowed: {shown}; see data/README.md)"
 
 
+def _bound_text(value: float) -> str:
+    """A bound as people read it: ``1,000,000`` and ``1,000,000,000,000``, not ``1e+06``."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+def _re2(pattern: str) -> str:
+    """A contract pattern in RE2 syntax (pyarrow's engine), which writes ``\\uXXXX`` as ``\\x{XXXX}``."""
+    return re.sub(r"\\u([0-9A-Fa-f]{4})", r"\\x{\1}", pattern)
+
+
+def _arrow_text(series: pd.Series) -> pa_arrow.ChunkedArray | pa_arrow.Array:
+    return pa_arrow.array(series, type=pa_arrow.large_string(), from_pandas=True)
+
+
+def _blank(arrow: pa_arrow.ChunkedArray | pa_arrow.Array) -> np.ndarray:
+    """Empty or all-whitespace values (as ``str.strip() == ""``), without building stripped copies."""
+    blank = pa_compute.or_(
+        pa_compute.utf8_is_space(arrow), pa_compute.equal(pa_compute.binary_length(arrow), 0)
+    )
+    return np.asarray(pa_compute.fill_null(blank, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _not_blank(series: pd.Series) -> pd.Series:
+    """A vectorised check: the value is not empty or whitespace only."""
+    return pd.Series(~_blank(_arrow_text(series)), index=series.index)
+
+
+def _fullmatch(pattern: str, *, allow_blank: bool = False, repeated: bool = False) -> Callable:
+    """A vectorised check: each value matches ``pattern`` (anchored by ``^...$``); nulls pass.
+
+    pandas' ``.str.fullmatch`` would fall back to Python's ``re`` for the ``\\u`` escapes of
+    ``TEXT_PATTERN`` (five times slower on a million rows); pyarrow runs the RE2 form natively.
+
+    Args:
+        pattern: a contract pattern (Python ``re`` syntax, as the request schemas use it).
+        allow_blank: blank values pass: they are reported once, as blank identifiers.
+        repeated: values repeat (references, device ids): match the distinct values only, which
+            costs a hash pass instead of a regex pass per row.
+    """
+    re2 = _re2(pattern)
+
+    def check(series: pd.Series) -> pd.Series:
+        arrow = _arrow_text(series)
+        values = pa_compute.unique(arrow) if repeated else arrow
+        matched = pa_compute.fill_null(pa_compute.match_substring_regex(values, re2), True)
+        if repeated:
+            if pa_compute.all(matched).as_py():
+                return pd.Series(True, index=series.index)
+            failed = pa_compute.filter(values, pa_compute.invert(matched))
+            matched = pa_compute.invert(pa_compute.is_in(arrow, value_set=failed))
+        ok = np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
+        if allow_blank and not ok.all():
+            ok |= _blank(arrow)
+        return pd.Series(ok, index=series.index)
+
+    return check
+
+
+def _at_most_chars(limit: int) -> Callable:
+    """A vectorised check: each text has at most ``limit`` characters; nulls pass."""
+
+    def check(series: pd.Series) -> pd.Series:
+        arrow = _arrow_text(series)
+        # A character takes at least one byte: counting characters is needed only past the limit.
+        lengths = pa_compute.binary_length(arrow)
+        if len(arrow) == 0 or (pa_compute.max(lengths).as_py() or 0) <= limit:
+            return pd.Series(True, index=series.index)
+        chars = pa_compute.fill_null(pa_compute.utf8_length(arrow), 0).to_numpy(zero_copy_only=False)
+        return pd.Series(np.asarray(chars) <= limit, index=series.index)
+
+    return check
+
+
+IDENTIFIER_REASON = (
+    f"not a valid identifier: 1-{MAX_ID_LENGTH} characters of A-Z a-z 0-9 _ . : @ # / + = -, "
+    "starting with a letter or digit (no spaces, control characters, escapes or bidi overrides)"
+)
+TEXT_REASON = "control character or bidirectional override in text (not allowed)"
+
+
 def _column_checks(table: Table, col: Col) -> tuple[list[pa.Check], dict[str, str]]:
     """The pandera checks of one contract column and the reason for each check name."""
     checks: list[pa.Check] = []
     reasons: dict[str, str] = {}
 
-    def add(name: str, reason: str, fn) -> None:
-        checks.append(pa.Check(fn, name=name))
+    def add(name: str, reason: str, fn, *, ignore_na: bool = True) -> None:
+        checks.append(pa.Check(fn, name=name, ignore_na=ignore_na))
         reasons[name] = reason
 
     if col.kind == "category" and col.allowed is not None:
@@ -342,8 +448,19 @@ def _column_checks(table: Table, col: Col) -> tuple[list[pa.Check], dict[str, st
     if col.kind == "country":
         codes = sorted(iso_country_codes())
         add("country_code", "not an ISO 3166-1 alpha-2 country code", lambda s: s.isin(codes))
+    # The text checks pass nulls themselves (ignore_na=False): pandera would first copy the column
+    # without its nulls, which costs more than the check on a million rows.
     if col.kind == "str" and (col.name in table.key or col.foreign_key or col.name.endswith("_id")):
-        add("blank_id", "blank identifier", lambda s: s.str.strip() != "")
+        add("blank_id", "blank identifier", _not_blank, ignore_na=False)
+    repeated = col.name not in table.key
+    if col.kind == "str" and col.identifier:
+        check = _fullmatch(ID_PATTERN, allow_blank=True, repeated=repeated)
+        add("bad_identifier", IDENTIFIER_REASON, check, ignore_na=False)
+    elif col.kind == "str":
+        # Free text may be any script, but never something that hides from the person reading it.
+        add("bad_text", TEXT_REASON, _fullmatch(TEXT_PATTERN, repeated=repeated), ignore_na=False)
+        reason = f"too long: more than {MAX_TEXT_LENGTH} characters"
+        add("text_too_long", reason, _at_most_chars(MAX_TEXT_LENGTH), ignore_na=False)
     if col.kind in ("float", "int"):
         if col.kind == "float":
             add("finite", "not a finite number (inf)", lambda s: np.isfinite(s))
@@ -353,6 +470,14 @@ def _column_checks(table: Table, col: Col) -> tuple[list[pa.Check], dict[str, st
                 add("min_value", f"out of range: must be > {low:g}", lambda s: s > low)
             else:
                 add("min_value", f"out of range: must be >= {low:g}", lambda s: s >= low)
+        if col.max_value is not None:
+            high = col.max_value
+            # An infinity is reported once, as not finite.
+            add(
+                "max_value",
+                f"out of range: must be <= {_bound_text(high)}",
+                lambda s: (s <= high) | ~np.isfinite(s.astype("float64")),
+            )
     if col.kind in ("timestamp", "date"):
         low_text, high_text = col.time_range
         low = pd.Timestamp(low_text, tz="UTC")
@@ -657,8 +782,55 @@ def _time_order(
     ]
 
 
-def _cross_table_problems(ctx: _Context) -> list[Problem]:
+@cache
+def _usd_per_unit() -> dict[str, float]:
+    rates = load_reference("fx_rates")
+    return {str(c): float(r) for c, r in zip(rates["currency"], rates["usd_per_unit"], strict=True)}
+
+
+def _rows_problem(
+    ctx: _Context, table: str, column: str, bad: np.ndarray, reason: str, check: str
+) -> list[Problem]:
+    """The problem of the rows of ``table`` where ``bad`` holds (none when it holds nowhere)."""
+    positions = np.flatnonzero(bad)
+    if len(positions) == 0:
+        return []
+    df = ctx.tables[table]
+    file, usable = ctx.files.get(table), ctx.usable[table]
+    return [problem_at(TABLES[table], df, column, positions, reason, check, file=file, usable=usable)]
+
+
+def _row_problems(ctx: _Context) -> list[Problem]:
+    """Checks between columns of one row: birth before onboarding, a finite amount in USD."""
     problems: list[Problem] = []
+    if ctx.has("customers", "birth_date", "onboarded_at"):
+        customers = ctx.tables["customers"]
+        born_later = (customers["birth_date"] > customers["onboarded_at"]).to_numpy(
+            dtype=bool, na_value=False
+        )
+        reason = "born after being onboarded (birth_date > onboarded_at)"
+        problems += _rows_problem(ctx, "customers", "birth_date", born_later, reason, "born_after_onboarding")
+    if ctx.has("transactions", "amount", "currency"):
+        # The bound on amounts (MAX_AMOUNT) is chosen so that this never fails with the committed
+        # rates; it guards the state against a rate table that changes under it (amount_usd = inf
+        # would poison every sum the online engine keeps).
+        tx = ctx.tables["transactions"]
+        known = _usd_per_unit()
+        codes = pa_compute.index_in(_arrow_text(tx["currency"]), value_set=pa_arrow.array(list(known)))
+        codes = pa_compute.fill_null(codes, len(known)).to_numpy(zero_copy_only=False)
+        # Unknown currencies (reported as not allowed) get NaN, so they are not checked twice.
+        rates = np.append(np.array(list(known.values()), dtype="float64"), np.nan)[codes]
+        amounts = tx["amount"].to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(over="ignore", invalid="ignore"):
+            usd = amounts * rates
+        overflow = np.isfinite(amounts) & np.isfinite(rates) & ~np.isfinite(usd)
+        reason = "amount does not convert to a finite USD value (amount x usd_per_unit of currency)"
+        problems += _rows_problem(ctx, "transactions", "amount", overflow, reason, "usd_not_finite")
+    return problems
+
+
+def _cross_table_problems(ctx: _Context) -> list[Problem]:
+    problems: list[Problem] = _row_problems(ctx)
     # References declared in the contracts (Col.foreign_key).
     for name, table in TABLES.items():
         for col in table.columns:
@@ -815,6 +987,14 @@ def _validate(
                         file=file,
                     )
                 )
+        if name in REQUIRED_TABLES and len(df) == 0:
+            # A header-only file reads as a valid empty frame; a data set without customers or
+            # transactions is still no data set (training and seeding would start from nothing).
+            problems.append(
+                Problem(
+                    name, None, "has no rows: a required table must hold data", check="empty_table", file=file
+                )
+            )
         reported = {col: pos for (tab, col), pos in already_reported.items() if tab == name}
         table_problems, usable[name] = _schema_problems(table, df, file=file, already_reported=reported)
         problems += table_problems

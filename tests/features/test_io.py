@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -40,6 +41,13 @@ def write_csv_text(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
         columns=[*TABLES[name].column_names, *[c for c in df.columns if c not in TABLES[name].column_names]]
     )
     df.to_csv(folder / f"{name}.csv", index=False)
+
+
+def only_check(report, check: str):
+    """The single problem with code ``check`` (fails with the whole report otherwise)."""
+    found = [p for p in report.problems if p.check == check]
+    assert len(found) == 1, report.to_text()
+    return found[0]
 
 
 def kycrisk_executable() -> str:
@@ -358,3 +366,153 @@ def test_values_pandas_cannot_cast_are_reported_not_raised(tables):
         ("device_id", (1, 4)),
     ]
     assert conformed["quantity"].isna().all() and conformed.loc[1, "device_id"] == "d2"
+
+
+# --- Times that are numbers, or beyond any plausible calendar ---------------------------------------
+
+
+def rewrite_csv(folder: Path, name: str, changes: dict[tuple[int, str], str]) -> None:
+    """Set fields of ``{name}.csv`` (0-based data row, column) to the given text."""
+    df = pd.read_csv(folder / f"{name}.csv", dtype="str", keep_default_na=False)
+    for (row, column), text in changes.items():
+        df.loc[row, column] = text
+    df.to_csv(folder / f"{name}.csv", index=False)
+
+
+@pytest.mark.parametrize("epoch", ["1700000000", "1700000000000", "1.7e9", " 2025 ", "20250201", "-1"])
+def test_numbers_in_a_csv_time_column_are_refused_as_epochs(tmp_path, tables, epoch):
+    folder = write(tmp_path, tables, "csv")
+    rewrite_csv(folder, "transactions", {(2, "occurred_at"): epoch})
+    report = validate_dir(folder)
+    problem = only_check(report, "wrong_type")
+    assert (problem.table, problem.column, problem.example_rows, problem.file) == (
+        "transactions",
+        "occurred_at",
+        (3,),
+        "transactions.csv",
+    )
+    assert problem.reason == (
+        "wrong type: a number is not a time (epoch seconds or milliseconds are not read); "
+        "expected an ISO 8601 timestamp such as 2025-01-31T12:00:00Z"
+    )
+    # The row is refused, never read as 1970 or as 2025-01-01.
+    assert not report.ok and not [p for p in report.problems if p.check == "null"]
+
+
+def test_epochs_and_other_bad_times_in_one_column_get_their_own_reasons(tmp_path, tables):
+    folder = write(tmp_path, tables, "csv")
+    rewrite_csv(folder, "customers", {(0, "onboarded_at"): "1735689600", (2, "onboarded_at"): "01/12/2024"})
+    reasons = {p.example_rows: p.reason for p in validate_dir(folder).problems if p.check == "wrong_type"}
+    assert reasons[(1,)].startswith("wrong type: a number is not a time")
+    assert reasons[(3,)] == "wrong type: expected an ISO 8601 timestamp, found text"
+
+
+@pytest.mark.parametrize("dtype", [pa.int64(), pa.float64()])
+def test_numbers_in_a_parquet_time_column_are_refused(tmp_path, tables, dtype):
+    folder = write(tmp_path, tables, "parquet")
+    arrow = pa.Table.from_pandas(tables["transactions"], preserve_index=False)
+    index = arrow.schema.get_field_index("occurred_at")
+    arrow = arrow.set_column(index, "occurred_at", pa.array([1_738_400_000] * 4, type=dtype))
+    pq.write_table(arrow, folder / "transactions.parquet")
+    problem = only_check(validate_dir(folder), "wrong_type")
+    assert (problem.column, problem.rows) == ("occurred_at", 4)
+    assert problem.reason == (
+        f"wrong type: expected an ISO 8601 timestamp, found {dtype.to_pandas_dtype().__name__} "
+        "(numbers are not read as epoch times)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "text", "check"),
+    [
+        ("transactions", "occurred_at", "0001-01-01T00:00:00Z", "too_early"),
+        ("transactions", "occurred_at", "0001-01-01T00:00:00+03:04", "too_early"),  # year 0 in UTC
+        ("transactions", "occurred_at", "3000-01-01T00:00:00Z", "too_late"),
+        ("transactions", "occurred_at", "9999-12-31T23:00:00-05:00", "too_late"),  # year 10000 in UTC
+        ("customers", "onboarded_at", "3000-01-01T00:00:00Z", "too_late"),
+        ("customers", "email_first_seen_at", "0001-01-01T00:00:00+03:04", "too_early"),
+        ("customers", "document_expiry", "9999-12-31", "too_late"),
+        ("customers", "birth_date", "0001-01-01", "too_early"),
+        ("labels", "known_at", "3000-01-01T00:00:00Z", "too_late"),
+    ],
+)
+def test_csv_times_outside_pandas_nanosecond_range_are_problems(tmp_path, tables, table, name, text, check):
+    folder = write(tmp_path, tables, "csv")
+    rewrite_csv(folder, table, {(0, name): text})
+    report = validate_dir(folder)
+    problem = only_check(report, check)
+    assert (problem.table, problem.column, problem.example_rows, problem.file) == (
+        table,
+        name,
+        (1,),
+        f"{table}.csv",
+    )
+
+
+def test_parquet_times_outside_pandas_nanosecond_range_are_problems(tmp_path, tables):
+    folder = write(tmp_path, tables, "parquet")
+    tx = pa.Table.from_pandas(tables["transactions"], preserve_index=False)
+    times = [dt.datetime(1, 1, 1, tzinfo=dt.UTC), None, dt.datetime(9999, 12, 31, tzinfo=dt.UTC), None]
+    times[1] = times[3] = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+    for unit in ("s", "ms", "us"):
+        column = pa.array(times, type=pa.timestamp(unit, "UTC"))
+        arrow = tx.set_column(tx.schema.get_field_index("occurred_at"), "occurred_at", column)
+        pq.write_table(arrow, folder / "transactions.parquet")
+        report = validate_dir(folder)
+        assert (
+            only_check(report, "too_early").example_rows,
+            only_check(report, "too_late").example_rows,
+        ) == (
+            (1,),
+            (3,),
+        ), unit
+    customers = pa.Table.from_pandas(tables["customers"], preserve_index=False)
+    expiry = pa.array([dt.date(9999, 12, 31), dt.date(1, 1, 1), None, None], type=pa.date32())
+    customers = customers.set_column(
+        customers.schema.get_field_index("document_expiry"), "document_expiry", expiry
+    )
+    pq.write_table(customers, folder / "customers.parquet")
+    report = validate_dir(folder)
+    late, early = (
+        next(p for p in report.problems if p.column == "document_expiry" and p.check == check)
+        for check in ("too_late", "too_early")
+    )
+    assert (late.example_rows, early.example_rows) == ((1,), (2,))
+
+
+def test_parquet_times_a_microsecond_time_cannot_hold_are_named_by_row(tmp_path, tables, capsys):
+    # 10**13 seconds is year 318,857: casting the column would raise; only that row is refused.
+    folder = write(tmp_path, tables, "parquet")
+    tx = pa.Table.from_pandas(tables["transactions"], preserve_index=False)
+    seconds = pa.array([1_738_400_000, 10**13, -(10**13), 1_738_400_000], type=pa.timestamp("s", "UTC"))
+    pq.write_table(
+        tx.set_column(tx.schema.get_field_index("occurred_at"), "occurred_at", seconds),
+        folder / "transactions.parquet",
+    )
+    dataset = read_dataset(folder)
+    assert dataset.tables["transactions"]["occurred_at"].notna().tolist() == [True, False, False, True]
+    report = validate_dir(folder)
+    problem = only_check(report, "unrepresentable_time")
+    assert (problem.column, problem.example_rows) == ("occurred_at", (2, 3))
+    # Beyond Python's calendar, the example is still printed (numpy's form of the time).
+    assert problem.example_values[0].startswith("318857-05-20T17:46:40")
+    assert problem.reason.startswith("out of range: beyond what a microsecond UTC time can hold")
+    assert main(["validate", str(folder)]) == 1
+    out, err = capsys.readouterr()
+    assert "transactions.occurred_at: 2 of 4 rows: out of range" in out and "Traceback" not in out + err
+
+
+def test_a_header_only_required_csv_is_an_error_an_optional_one_is_not(tmp_path, tables, capsys):
+    folder = write(tmp_path, tables, "csv")
+    for name in ("transactions", "labels"):
+        header = (folder / f"{name}.csv").read_text().splitlines()[0]
+        (folder / f"{name}.csv").write_text(header + "\n")
+    report = validate_dir(folder)
+    assert [(p.table, p.check, p.file) for p in report.errors] == [
+        ("transactions", "empty_table", "transactions.csv")
+    ]
+    assert main(["validate", str(folder)]) == 1
+    assert (
+        "ERROR   transactions: has no rows: a required table must hold data [transactions.csv]"
+        in capsys.readouterr().out
+    )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features import validation
 from features.contracts import TABLES
 from features.io import TIME_DTYPE, contract_dtype
 from features.validation import InvalidDataError, Problem, Report, load_valid_dataset, validate_tables
@@ -475,3 +476,185 @@ def test_load_valid_dataset_raises_on_invalid_data(tmp_path, tables):
     assert isinstance(caught.value, ValueError)
     assert "transactions.currency" in str(caught.value)
     assert caught.value.report.errors[0].file == "transactions.parquet"
+
+
+# --- Bounds shared with the service (features.contracts): amounts, ids, free text, times ----------
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "value", "bound"),
+    [
+        ("transactions", "amount", 1e12 * 1.01, "1,000,000,000,000"),
+        ("transactions", "unit_price", 1.7e308, "1,000,000,000,000"),
+        ("transactions", "quantity", 1_000_001, "1,000,000"),
+        ("customers", "declared_monthly_volume_usd", 2e12, "1,000,000,000,000"),
+    ],
+)
+def test_numbers_above_their_bound(tables, table, name, value, bound):
+    tables[table].loc[1, name] = value
+    problem = only(validate_tables(tables), "max_value")
+    assert (problem.table, problem.column, problem.example_rows) == (table, name, (2,))
+    assert problem.reason == f"out of range: must be <= {bound}"
+
+
+def test_the_bounds_themselves_are_allowed(tables):
+    tables["transactions"].loc[0, ["amount", "unit_price", "quantity"]] = [1e12, 1e12, 1_000_000]
+    tables["customers"].loc[0, "declared_monthly_volume_usd"] = 1e12
+    assert validate_tables(tables).ok
+
+
+def test_an_amount_whose_usd_value_overflows(tables):
+    # The poison order: 1.7e308 EUR is finite, but not in USD (x 1.16).
+    tables["transactions"].loc[0, "amount"] = 1.7e308
+    report = validate_tables(tables)
+    assert {p.check for p in report.errors} == {"max_value", "usd_not_finite"}
+    usd = only(report, "usd_not_finite")
+    assert (usd.column, usd.example_keys) == ("amount", ("t1",))
+
+
+def test_usd_overflow_is_caught_even_below_the_amount_bound(tables, monkeypatch):
+    # MAX_AMOUNT keeps the committed rates safe; a rate table that changed must not poison the state.
+    monkeypatch.setattr(validation, "_usd_per_unit", lambda: {"USD": 1.0, "EUR": 1e300, "CNY": 0.14})
+    tables["transactions"].loc[0, "amount"] = 1e12
+    problem = only(validate_tables(tables), "usd_not_finite")
+    assert (problem.example_rows, problem.reason) == (
+        (1,),
+        "amount does not convert to a finite USD value (amount x usd_per_unit of currency)",
+    )
+
+
+def test_an_infinite_amount_is_reported_once_as_not_finite(tables):
+    tables["transactions"].loc[2, "amount"] = np.inf
+    assert [p.check for p in validate_tables(tables).errors] == ["finite"]
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["t\x00x", "\x1b[31mt9", "t\u202e9", "t 9", "x" * 129, "-t9", "t9\n", "t\u00e99"],
+)
+def test_transaction_ids_outside_the_identifier_set(tables, bad_id):
+    tables["transactions"].loc[1, "transaction_id"] = bad_id
+    report = validate_tables(tables)
+    problem = only(report, "bad_identifier")
+    assert (problem.table, problem.column, problem.example_rows) == ("transactions", "transaction_id", (2,))
+    assert problem.reason.startswith("not a valid identifier: 1-128 characters of A-Z a-z 0-9")
+    # The report can be printed to a terminal: what it shows of the id is escaped, never raw.
+    assert all(char.isprintable() or char == "\n" for char in report.to_text())
+
+
+def test_identifiers_at_the_edge_of_the_set_are_valid(tables):
+    tables["transactions"].loc[0, "transaction_id"] = "T9_a.b:c@d#e/f+g=h-" + "x" * 109  # 128 chars
+    tables["customers"]["customer_id"] = tables["customers"]["customer_id"].replace({"c1": "0c1"})
+    tables["transactions"]["buyer_id"] = tables["transactions"]["buyer_id"].replace({"c1": "0c1"})
+    tables["account_events"]["customer_id"] = tables["account_events"]["customer_id"].replace({"c1": "0c1"})
+    assert validate_tables(tables).ok, validate_tables(tables).to_text()
+
+
+def test_bad_references_are_identifier_problems_too(tables):
+    # Foreign keys are matched on their distinct values; a bad one is named like any other.
+    tables["transactions"].loc[[0, 2], "buyer_id"] = "c1\x1b[0m"
+    tables["labels"].loc[1, "entity_id"] = "c2\u2066"
+    problems = {
+        (p.column, p.example_rows) for p in validate_tables(tables).errors if p.check == "bad_identifier"
+    }
+    assert problems == {("buyer_id", (1, 3)), ("entity_id", (2,))}
+
+
+def test_a_blank_identifier_is_reported_once(tables):
+    tables["transactions"].loc[3, "transaction_id"] = "  "
+    assert [p.check for p in validate_tables(tables).errors] == ["blank_id"]
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "value"),
+    [
+        ("customers", "full_name", "Ana\x1b[2J Lima"),
+        ("customers", "address", "Rua A 1\u202e, Sao Paulo"),
+        ("customers", "email", "ana\x00@example.com"),
+        ("transactions", "device_id", "d1\td2"),
+        ("account_events", "ip_address", "198.51.100.7\x85"),
+        ("watchlist", "aliases", "Iwan\u2068 Example"),
+    ],
+)
+def test_control_characters_and_bidi_overrides_in_free_text(tables, table, name, value):
+    tables[table].loc[0, name] = value
+    problem = only(validate_tables(tables), "bad_text")
+    assert (problem.table, problem.column, problem.example_rows) == (table, name, (1,))
+    assert problem.reason.startswith("control character or bidirectional override in text")
+    assert problem.example_values == ()  # personal data: never printed
+
+
+def test_free_text_in_any_script_and_up_to_the_length_limit_is_valid(tables):
+    tables["customers"].loc[0, "full_name"] = "Zoë Ñúñez 李小龍 Ελένη Заира"
+    tables["customers"].loc[1, "address"] = "a" * 512
+    assert validate_tables(tables).ok
+
+
+def test_free_text_longer_than_the_limit(tables):
+    tables["customers"].loc[1, "address"] = "é" * 513
+    problem = only(validate_tables(tables), "text_too_long")
+    assert (problem.column, problem.example_rows, problem.reason) == (
+        "address",
+        (2,),
+        "too long: more than 512 characters (values not shown: personal data)",
+    )
+
+
+@pytest.mark.parametrize("name", ["customers", "transactions"])
+def test_a_required_table_without_rows_is_an_error(tables, name):
+    tables[name] = tables[name].iloc[0:0]
+    report = validate_tables(tables)
+    problem = only(report, "empty_table")
+    assert (problem.table, problem.column, problem.reason, problem.severity) == (
+        name,
+        None,
+        "has no rows: a required table must hold data",
+        "error",
+    )
+    assert f"ERROR   {name}: has no rows" in report.to_text()
+
+
+def test_optional_tables_without_rows_are_fine(tables):
+    for name in ("account_events", "watchlist", "labels"):
+        tables[name] = tables[name].iloc[0:0]
+    assert validate_tables(tables).ok
+
+
+def test_born_after_being_onboarded(tables):
+    # Not in the future, so only the order of the two dates gives it away.
+    tables["customers"].loc[1, "birth_date"] = pd.Timestamp("2025-01-03", tz="UTC")
+    problem = only(validate_tables(tables), "born_after_onboarding")
+    assert (problem.column, problem.example_rows, problem.example_keys, problem.example_values) == (
+        "birth_date",
+        (2,),
+        ("c2",),
+        (),
+    )
+    assert (
+        problem.reason
+        == "born after being onboarded (birth_date > onboarded_at) (values not shown: personal data)"
+    )
+
+
+def test_born_on_the_day_of_onboarding_is_valid(tables):
+    tables["customers"].loc[1, "birth_date"] = pd.Timestamp("2025-01-02", tz="UTC")
+    assert validate_tables(tables).ok
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        ("onboarded_at", "3000-01-01T00:00:00Z", "too_late"),
+        ("onboarded_at", "0001-01-01T00:00:00Z", "too_early"),
+        ("email_first_seen_at", "0001-01-01T00:00:00+03:04", "too_early"),
+        ("email_first_seen_at", "9999-12-31T23:59:59Z", "too_late"),
+        ("document_expiry", "9999-12-31", "too_late"),
+        ("birth_date", "0001-01-01", "too_early"),
+    ],
+)
+def test_customer_times_far_outside_their_range(tables, name, value, check):
+    times = tables["customers"][name].tolist()
+    times[0] = value
+    tables["customers"][name] = column("customers", name, times)
+    problem = only(validate_tables(tables), check)
+    assert (problem.table, problem.column, problem.example_rows) == ("customers", name, (1,))
