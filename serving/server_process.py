@@ -5,6 +5,12 @@ and by tests: the real ``bentoml serve serving.service:KycRiskService`` (or the 
 reference ``serving.bare_app``) on 127.0.0.1, its own process group, its output in a log file.
 BentoML's worker runs in a process group of its own, so ``stop`` kills the whole process tree it
 saw, not only the leader's group.
+
+Each start of the BentoML server gets a fresh ``BENTOML_HOME`` (a temporary folder, removed by
+``stop``) unless the environment names one: BentoML keeps its Prometheus multiprocess files in
+``$BENTOML_HOME/prometheus_multiproc_dir`` (``bentoml.serving.ensure_prometheus_dir``, which also
+empties the folder at every start), so two servers sharing a home would count each other's requests
+in ``/metrics`` and wipe each other's counters.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +62,7 @@ class Server:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.tree: list[Any] = []  # psutil.Process of the leader and its descendants, when ready
+        self.home: Path | None = None  # the temporary BENTOML_HOME of this start, removed by stop()
 
     def argv(self) -> list[str]:
         if self.name == "bare":
@@ -65,9 +74,13 @@ class Server:
     def start(self, timeout: float = READY_TIMEOUT_S) -> float:
         """Start and wait for ``GET /readyz`` to answer 200; returns the start-up time in seconds."""
         started = time.perf_counter()
+        env = dict(self.env)
+        if self.name == "bentoml" and "BENTOML_HOME" not in env:
+            self.home = Path(tempfile.mkdtemp(prefix="kycrisk-bentoml-home-"))
+            env["BENTOML_HOME"] = str(self.home)  # its own Prometheus multiprocess folder (docstring)
         with self.log_path.open("wb") as log_file:
             self.proc = subprocess.Popen(
-                self.argv(), cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
+                self.argv(), cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         while True:
@@ -131,6 +144,9 @@ class Server:
                     proc.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
 
     def alive(self) -> list[int]:
         """Pids of the server's processes (as seen when it was ready) still running."""
