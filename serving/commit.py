@@ -195,15 +195,26 @@ class RequestCommit:
             The number of outbox rows applied.
         """
         pending = self.journal.pending()
+        refused = 0
         for outbox_id, effects in pending:
-            staged: list[StagedWrite | None] = []
-            staged += [self.features.stage_transaction(e, check_time=False) for e in effects["transactions"]]
-            staged += [
-                self.features.stage_account_event(e, check_time=False) for e in effects["account_events"]
-            ]
-            staged += [self.features.stage_label(e) for e in effects["labels"]]
-            self.finish(effects, staged, outbox_id)
+            try:
+                staged: list[StagedWrite | None] = []
+                staged += [
+                    self.features.stage_transaction(e, check_time=False) for e in effects["transactions"]
+                ]
+                staged += [
+                    self.features.stage_account_event(e, check_time=False) for e in effects["account_events"]
+                ]
+                staged += [self.features.stage_label(e) for e in effects["labels"]]
+                self.finish(effects, staged, outbox_id)
+            except Exception as exc:  # one bad row must not stop every start: set it aside
+                self.journal.quarantine(outbox_id, f"{type(exc).__name__}: {exc}")
+                refused += 1
+        if refused:
+            self.features.reload()  # drop what the refused rows staged in memory
         self.journal.flush_done()
         if pending:
-            log.warning("recovered %d interrupted request(s) from the outbox", len(pending))
+            log.warning(
+                "recovered %d interrupted request(s) from the outbox (%d quarantined)", len(pending), refused
+            )
         return len(pending)

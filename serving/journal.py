@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from serving.decision_log import DecisionLog, decode_json, encode_json
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Cipher", "Claim", "Journal", "JournalEntry", "body_digests", "changed_fields"]
 
@@ -45,6 +48,10 @@ _DDL = (
     "fields TEXT NOT NULL, decision_ids TEXT NOT NULL, created_at TEXT NOT NULL, response TEXT)",
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, "
     "payload BLOB NOT NULL)",
+    # outbox rows that could not be applied (cannot be opened, or a store refuses them): kept for
+    # people to look at, never retried, so that one bad row cannot stop every start
+    "CREATE TABLE IF NOT EXISTS outbox_quarantine (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
+    "payload BLOB NOT NULL, reason TEXT NOT NULL, quarantined_at TEXT NOT NULL)",
 )
 
 
@@ -143,10 +150,36 @@ class Journal:
         return found
 
     def pending(self) -> list[tuple[int, Any]]:
-        """``(outbox id, effects)`` a crash left unapplied, oldest first."""
+        """``(outbox id, effects)`` a crash left unapplied, oldest first; rows that cannot be opened
+        are quarantined (``quarantine``) instead."""
         with self._reader_lock:
             rows = self._reader.execute("SELECT id, payload FROM outbox ORDER BY id").fetchall()
-        return [(i, self._open(i, payload)) for i, payload in rows]
+        out = []
+        for i, payload in rows:
+            try:
+                out.append((i, self._open(i, payload)))
+            except Exception as exc:
+                self.quarantine(i, f"cannot be opened: {exc}")
+        return out
+
+    def quarantine(self, outbox_id: int, reason: str) -> None:
+        """Move an outbox row aside with the reason (logged; no values): it is never applied."""
+        log.warning("outbox row %d quarantined: %s", outbox_id, reason)
+
+        def move(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO outbox_quarantine SELECT id, created_at, payload, ?, ? FROM outbox "
+                "WHERE id = ?",
+                (reason, _now(), outbox_id),
+            )
+            conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+
+        self.log.append_many([], journal=move)
+
+    def quarantined(self) -> list[tuple[int, str]]:
+        """``(outbox id, reason)`` of the quarantined rows."""
+        with self._reader_lock:
+            return self._reader.execute("SELECT id, reason FROM outbox_quarantine ORDER BY id").fetchall()
 
     # -- writing (inside the decision log's transaction) --
 
@@ -276,4 +309,3 @@ class Journal:
 
     def _open(self, outbox_id: int, payload: bytes) -> Any:
         return self.cipher.open("outbox", "", outbox_id, payload)
-

@@ -129,3 +129,62 @@ def test_a_failed_decision_leaves_no_trace(scorer, champion, monkeypatch) -> Non
     assert scorer.history.counts() == history_before
     assert _decisions_of(scorer, "IDEM-FAIL") == 0
     assert scorer.score(_order(champion, "IDEM-FAIL", 2)).replayed is False
+
+
+def _holds(folder, tid: str) -> dict[str, bool]:
+    def has(file: str, sql: str) -> bool:
+        conn = sqlite3.connect(folder / file)
+        try:
+            return conn.execute(sql, (tid,)).fetchone()[0] > 0
+        finally:
+            conn.close()
+
+    return {
+        "features": has("features.sqlite", "SELECT count(*) FROM events WHERE event_id = ?"),
+        "history": has("history.sqlite", "SELECT count(*) FROM transactions WHERE transaction_id = ?"),
+        "journal": has("decisions.sqlite", "SELECT count(*) FROM idempotency WHERE key = 'order:' || ?"),
+    }
+
+
+def test_a_commit_interrupted_before_the_stores_is_finished_at_the_next_start(
+    tmp_path, champion, seeded_state
+) -> None:
+    folder = fresh_state(seeded_state, tmp_path / "state")
+    scorer = Scorer.from_registry(state_dir=folder)
+    order = _order(champion, "IDEM-CRASH", 3)
+
+    def crash(*args, **kwargs):  # the process dies right after the commit (KeyboardInterrupt: not caught)
+        raise KeyboardInterrupt
+
+    scorer.commit.finish = crash
+    with pytest.raises(KeyboardInterrupt):
+        scorer.score(order)
+    scorer.close()
+    assert _holds(folder, "IDEM-CRASH") == {"features": False, "history": False, "journal": True}
+    restarted = Scorer.from_registry(state_dir=folder)
+    try:
+        assert _holds(folder, "IDEM-CRASH") == {"features": True, "history": True, "journal": True}
+        assert restarted.score(order).replayed
+        assert not restarted.journal.pending()
+    finally:
+        restarted.close()
+
+
+def test_an_outbox_row_that_cannot_be_applied_is_quarantined_and_the_state_starts(
+    tmp_path, champion, seeded_state
+) -> None:
+    folder = fresh_state(seeded_state, tmp_path / "state")
+    scorer = Scorer.from_registry(state_dir=folder)
+    scorer.close()
+    conn = sqlite3.connect(folder / "decisions.sqlite")
+    conn.execute("INSERT INTO outbox (created_at, payload) VALUES ('2026-01-01T00:00:00Z', x'00ff00')")
+    conn.commit()
+    conn.close()
+    restarted = Scorer.from_registry(state_dir=folder)
+    try:
+        (row,) = restarted.journal.quarantined()
+        assert "cannot be opened" in row[1]
+        assert not restarted.journal.pending()
+        assert not restarted.score(_order(champion, "IDEM-AFTER-QUARANTINE", 4)).replayed
+    finally:
+        restarted.close()
