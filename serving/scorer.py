@@ -607,9 +607,9 @@ class Scorer:
                         try:
                             self._static_profiles(party, [item])
                         except Exception as exc:
-                            self.profiles.quarantine(
-                                item[0], f"the fraud Pipeline's {party} profile step fails on it ({type(exc).__name__})"
-                            )
+                            reason = f"the fraud Pipeline's {party} profile step fails on it ({type(exc).__name__})"
+                            self.profiles.quarantine(item[0], reason)
+
     def _party_features(
         self, party: str, cid: str, field: str, t: int, history: Mapping[str, float]
     ) -> tuple[dict, dict]:
