@@ -36,6 +36,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contracts import BAD_TRANSACTION_LABELS
+from features.contracts import BAD_TRANSACTION_LABELS, TABLES
 from features.definitions import (
     ENTITIES,
     ROW_FEATURES,
@@ -96,7 +97,106 @@ def timestamp_us(value: Any) -> int:
         raise ValueError("timestamp must not be null")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.value // 1000  # .value is nanoseconds whatever the unit; floor like the batch engine
+    try:
+        return ts.value // 1000  # .value is nanoseconds whatever the unit; floor like the batch engine
+    except OverflowError:  # beyond pandas' nanosecond range (1677-2262): no contract time is
+        raise ValueError("timestamp outside the range of pandas' nanosecond times") from None
+
+
+# --- Input bounds (features.contracts): nothing the engines cannot represent enters the state ------
+
+
+def _time_bounds(table: str, column: str) -> tuple[int | None, int | None, tuple[str, str]]:
+    low, high = TABLES[table].column(column).time_range or (None, None)
+
+    def us(text: str | None) -> int | None:  # None: "now", read when checking
+        return None if text in (None, "now") else timestamp_us(pd.Timestamp(text, tz="UTC"))
+
+    return us(low), us(high), (str(low), str(high))
+
+
+_TIME_BOUNDS = {
+    key: _time_bounds(*key)
+    for key in (("transactions", "occurred_at"), ("account_events", "occurred_at"), ("labels", "known_at"))
+}
+# Numeric transaction columns the row features read, with their contract bounds.
+_NUMBER_BOUNDS = {
+    c.name: c for c in TABLES["transactions"].columns if c.kind in ("float", "int") and c.max_value is not None
+}
+
+
+def _event_time(event: Mapping[str, Any], table: str, column: str, what: str) -> int:
+    """``event[column]`` as int microseconds, checked against the contract's range of the column.
+
+    Raises:
+        ValueError: null, not a time, or outside the range; names the column and ``what`` (the
+            event's id), never the value.
+    """
+    value = event.get(column)
+    if _isnull(value):
+        raise ValueError(f"{column} of {what} must not be null")
+    try:
+        t: int | None = timestamp_us(value)
+    except (ValueError, TypeError, OverflowError):
+        t = None  # out of pandas' range, or no time at all
+    low, high, text = _TIME_BOUNDS[table, column]
+    now = time.time_ns() // 1000
+    if t is None or t < (now if low is None else low) or t >= (now if high is None else high):
+        raise ValueError(f"{column} of {what} is not a time in the contract's range [{text[0]}, {text[1]})")
+    return t
+
+
+def _check_numbers(ids: list[str], inputs: Mapping[str, np.ndarray]) -> None:
+    """Refuse amounts, prices and quantities outside the contract's bounds (bounds that keep
+    every USD conversion and every sum finite); nulls are left to the derived measures' check.
+
+    Raises:
+        ValueError: naming the column and the first transaction id concerned, not the value.
+    """
+    for c, spec in _NUMBER_BOUNDS.items():
+        x = inputs.get(c)
+        if x is None:
+            continue
+        with np.errstate(invalid="ignore"):
+            low = x > spec.min_value if spec.min_exclusive else x >= spec.min_value
+            bad = np.flatnonzero(~np.isnan(x) & ~(low & (x <= spec.max_value)))
+        if len(bad):
+            sign = ">" if spec.min_exclusive else ">="
+            raise ValueError(
+                f"{c} of transaction {ids[bad[0]]} is outside the contract's bounds "
+                f"({sign} {spec.min_value:g} and <= {spec.max_value:g})"
+            )
+
+
+def _check_derived(ids: list[str], values: Mapping[str, np.ndarray], derived: Iterable[str]) -> dict[str, np.ndarray]:
+    """The derived measures (e.g. ``amount_usd``) as float arrays, refused when null or not
+    finite: ``_exact`` turns only finite floats into integers.
+
+    Raises:
+        ValueError: naming the measure and the first transaction id concerned.
+    """
+    out = {}
+    for c in derived:
+        col = np.asarray(values[c], dtype=float)
+        bad = np.flatnonzero(~np.isfinite(col))
+        if len(bad):
+            state = "null" if np.isnan(col[bad[0]]) else "not finite"
+            raise ValueError(f"numeric measure {c} is {state} for transaction {ids[bad[0]]}")
+        out[c] = col
+    return out
+
+
+def _floats(values: np.ndarray, column: str, ids: list[str]) -> np.ndarray:
+    """An object array of numbers (None for null) as floats; text that is no number is refused."""
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError):
+        for i, v in enumerate(values):
+            try:
+                float(v if v is not None else _NAN)
+            except (TypeError, ValueError):
+                raise ValueError(f"{column} of transaction {ids[i]} is not a number") from None
+        raise
 
 
 # --- Per-entity state ----------------------------------------------------------------------------
@@ -706,13 +806,15 @@ class OnlineFeatureStore:
 
     # -- normalising events ---------------------------------------------------------------------
 
-    def _row_features(self, event: Mapping[str, Any], t: int) -> dict[str, float]:
+    def _row_features(self, event: Mapping[str, Any], t: int, txn_id: str) -> dict[str, float]:
         inputs: dict[str, Any] = {c: np.array([event.get(c)], dtype=object) for c in self._row_inputs}
         for c in ("amount", "unit_price", "quantity"):
             if c in inputs:
-                inputs[c] = inputs[c].astype(float)
+                inputs[c] = _floats(inputs[c], c, [txn_id])
         inputs["occurred_at_us"] = np.array([t], dtype=np.int64)
+        _check_numbers([txn_id], inputs)
         values = compute_row_features(self._row_names, inputs, self.reference)
+        _check_derived([txn_id], values, self._derived)
         return {k: float(v[0]) for k, v in values.items()}
 
     def _check_time(self, t: int, what: str, watermark: int | None = None) -> None:
@@ -757,14 +859,13 @@ class OnlineFeatureStore:
         txn_id = event.get("transaction_id")
         if _isnull(txn_id):
             raise ValueError("transaction_id must not be null")
-        t = timestamp_us(event["occurred_at"])
-        row = self._row_features(event, t)
+        txn_id = str(txn_id)
+        t = _event_time(event, "transactions", "occurred_at", f"transaction {txn_id}")
+        row = self._row_features(event, t, txn_id)  # refuses numbers the state cannot hold
         rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in self._txn_cols}
         for c in self._derived:
-            if math.isnan(row[c]):
-                raise ValueError(f"numeric measure {c} is null for transaction {txn_id}")
             rec[c] = row[c]
-        return str(txn_id), t, rec, row
+        return txn_id, t, rec, row
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -882,9 +983,9 @@ class OnlineFeatureStore:
 
     def stage_account_event(self, event: Mapping[str, Any], *, check_time: bool = True) -> StagedWrite | None:
         """Apply an account event to memory and return its sqlite write (None: nothing to apply)."""
-        t = timestamp_us(event["occurred_at"])
         event_id = event.get("event_id")
         event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
+        t = _event_time(event, "account_events", "occurred_at", f"account event {event_id}")
         rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in (*self._ae_cols, "event_type")}
         groups = [g for g in self._ae_groups if g.event_type in (None, rec["event_type"])]
         with self._lock:
@@ -902,7 +1003,7 @@ class OnlineFeatureStore:
         if not self._fraud_groups:
             return None  # no feature of this set uses labels
         txn_id = str(label["entity_id"])
-        known = timestamp_us(label["known_at"])
+        known = _event_time(label, "labels", "known_at", f"label of transaction {txn_id}")
         with self._lock:
             old = self._bad.get(txn_id)
             if old is not None and old <= known:
@@ -1323,7 +1424,7 @@ class _Bulk:
                 stream.append((0, len(txns)))
                 txns.append(event)
             elif kind == "account_event":
-                t = timestamp_us(event["occurred_at"])
+                t = _event_time(event, "account_events", "occurred_at", f"account event {event.get('event_id')}")
                 etype = event.get("event_type")
                 etype = None if _isnull(etype) else etype
                 groups = ae_groups.get(etype)
@@ -1342,7 +1443,8 @@ class _Bulk:
                 ):
                     continue
                 stream.append((2, len(labels)))
-                labels.append((str(event["entity_id"]), timestamp_us(event["known_at"])))
+                txn_id = str(event["entity_id"])
+                labels.append((txn_id, _event_time(event, "labels", "known_at", f"label of transaction {txn_id}")))
             else:
                 raise ValueError(f"unknown event kind {kind!r}")
         for i, event in enumerate(aes):
@@ -1362,22 +1464,20 @@ class _Bulk:
             if _isnull(txn_id):
                 raise ValueError("transaction_id must not be null")
             ids.append(str(txn_id))
-        times = [timestamp_us(event["occurred_at"]) for event in txns]
+        times = [
+            _event_time(event, "transactions", "occurred_at", f"transaction {txn_id}")
+            for event, txn_id in zip(txns, ids, strict=True)
+        ]
         inputs: dict[str, Any] = {
             c: np.fromiter((event.get(c) for event in txns), dtype=object, count=n) for c in st._row_inputs
         }
         for c in ("amount", "unit_price", "quantity"):
             if c in inputs:
-                inputs[c] = inputs[c].astype(float)
+                inputs[c] = _floats(inputs[c], c, ids)
         inputs["occurred_at_us"] = np.asarray(times, dtype=np.int64)
+        _check_numbers(ids, inputs)
         values = compute_row_features(st._row_names, inputs, st.reference) if n else {}
-        derived = {}
-        for c in st._derived:
-            col = np.asarray(values[c], dtype=float)
-            bad = np.flatnonzero(np.isnan(col))
-            if len(bad):
-                raise ValueError(f"numeric measure {c} is null for transaction {ids[bad[0]]}")
-            derived[c] = col.tolist()
+        derived = {c: col.tolist() for c, col in _check_derived(ids, values, st._derived).items()} if n else {}
         recs = []
         cols = st._txn_cols
         for i, event in enumerate(txns):

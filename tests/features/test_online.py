@@ -543,3 +543,70 @@ def test_segments_count_like_the_union_of_windows_whatever_the_order():
             assert seg.count(q) == want, (step, q)
         intervals = [iv for iv in intervals if iv[2] > newest - lateness - b]
     assert merged > 50 and seg.floor is not None  # late intervals really joined runs
+
+
+# --- Inputs the state cannot hold, and a state that somehow holds one --------------------------
+
+
+def _order(tables, **changes) -> dict:
+    rec = tables["transactions"].sort_values("occurred_at").iloc[-1].to_dict()
+    return {**rec, "transaction_id": "poison", **changes}
+
+
+@pytest.mark.parametrize(
+    "changes, fx, message",
+    [
+        ({"amount": 1.7e308, "unit_price": 1.7e308, "currency": "EUR"}, None, "amount of transaction poison"),
+        ({"amount": float("inf")}, None, "amount of transaction poison"),
+        ({"amount": "1e999"}, None, "amount of transaction poison"),  # text that parses to inf
+        ({"amount": "lots"}, None, "amount of transaction poison is not a number"),
+        # Within the contract, but a rate table that overflows the conversion: amount_usd = inf.
+        ({"amount": 1e12, "unit_price": 1.0, "currency": "CHF"}, {**FX, "CHF": 1e300}, "amount_usd is not finite"),
+        ({"occurred_at": "3000-01-01"}, None, "occurred_at of transaction poison"),
+        ({"occurred_at": "0001-01-01T00:00:00+03:04"}, None, "occurred_at of transaction poison"),
+        ({"occurred_at": 2**62}, None, r"occurred_at .* range \[1980-01-01, 2100-01-01\)"),
+    ],
+)
+def test_a_transaction_the_state_cannot_hold_is_refused_before_anything_changes(tables, tmp_path, changes, fx, message):
+    def make(path):
+        return OnlineFeatureStore(path, SHORT, fx_rates=fx or FX, goods_categories=CATEGORIES)
+
+    path = tmp_path / "state.sqlite"
+    st = make(path)
+    log = event_log(tables)
+    st.replay(log[:400])
+    probes = [_order(tables, transaction_id=f"probe{i}", buyer_id=r["buyer_id"]) for i, (k, r) in enumerate(log[:400]) if k == "transaction"]
+    before = (_memory(st), _rows(st))
+    bad = _order(tables, **changes)
+    for call in (st.prepare, st.compute, st.apply_transaction, st.score_and_update, st.stage_transaction):
+        with pytest.raises(ValueError, match=message):
+            call(bad)
+    assert (_memory(st), _rows(st)) == before
+    answers = [repr(st.compute(p)) for p in probes]
+    fresh = make(tmp_path / "bulk.sqlite")
+    with pytest.raises(ValueError, match=message):
+        fresh.bulk_apply([*log[:50], ("transaction", bad)])
+    assert fresh.empty and _rows(fresh)["events"] == []
+    st.close()
+    again = make(path)  # and it restarts as before
+    assert _rows(again) == before[1] and [repr(again.compute(p)) for p in probes] == answers
+
+
+def test_account_events_and_labels_out_of_the_time_range_are_refused(tables):
+    st = store()
+    st.replay(event_log(tables)[:200])
+    before = (_memory(st), _rows(st))
+    ae = dict(tables["account_events"].iloc[0].to_dict(), event_id="poison")
+    label = {"label_id": "l", "entity_type": "transaction", "entity_id": "t1", "label": "fraud"}
+    cases = [
+        (st.apply_account_event, dict(ae, occurred_at="1900-01-01"), "occurred_at of account event poison"),
+        (st.apply_account_event, dict(ae, occurred_at="3000-01-01"), "occurred_at of account event poison"),
+        (st.apply_label, dict(label, known_at="3000-01-01"), "known_at of label of transaction t1"),
+        (st.apply_label, dict(label, known_at="0001-01-01"), "known_at of label of transaction t1"),
+    ]
+    for apply, event, message in cases:
+        with pytest.raises(ValueError, match=message):
+            apply(event)
+        with pytest.raises(ValueError, match=message):
+            store().bulk_apply([("account_event" if "occurred_at" in event else "label", event)])
+    assert (_memory(st), _rows(st)) == before
