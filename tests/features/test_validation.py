@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from features import validation
-from features.contracts import TABLES
+from features.contracts import ID_PATTERN, TABLES, TEXT_PATTERN
 from features.io import TIME_DTYPE, contract_dtype
 from features.validation import InvalidDataError, Problem, Report, load_valid_dataset, validate_tables
 
@@ -658,3 +659,64 @@ def test_customer_times_far_outside_their_range(tables, name, value, check):
     tables["customers"][name] = column("customers", name, times)
     problem = only(validate_tables(tables), check)
     assert (problem.table, problem.column, problem.example_rows) == ("customers", name, (1,))
+
+
+@pytest.mark.parametrize("pattern", [ID_PATTERN, TEXT_PATTERN])
+def test_the_fast_pattern_checks_agree_with_the_contract_patterns(pattern):
+    # Validation runs the contract patterns through pyarrow's RE2 (rewritten escapes); the service
+    # runs them as written. Both must accept and refuse the same values.
+    samples = [
+        "c1",
+        "T-9_a.b:c@d#e/f+g=h",
+        "x" * 128,
+        "x" * 129,
+        "",
+        " ",
+        "-a",
+        "a b",
+        "a\x00",
+        "\x1b[31m",
+        "a\n",
+        "a\t",
+        "a\x7f",
+        "a\x85",
+        "a\x9f",
+        "a\xa0",
+        "a\u202a",
+        "a\u202e",
+        "a\u202f",
+        "a\u2066",
+        "a\u2069",
+        "a\u206a",
+        "Zoë 李",
+        "ana@example.com",
+        "+5511999990000",
+        "\U0001f600",
+    ]
+    expected = [re.fullmatch(pattern, s) is not None for s in samples]
+    got = validation._fullmatch(pattern)(pd.Series(samples, dtype="str")).tolist()
+    assert got == expected
+
+
+def test_the_seeding_path_refuses_the_poison_inputs_of_issue_9(tmp_path, tables):
+    # load_valid_dataset feeds training and Scorer.seed: none of these may reach a state.
+    tables["transactions"].loc[0, ["amount", "unit_price"]] = [1.7e308, 1.7e308]
+    tables["transactions"].loc[1, "transaction_id"] = "t2\x00\x1b[31m"
+    tables["customers"].loc[0, "birth_date"] = pd.Timestamp("0001-01-01", tz="UTC")
+    tables["customers"].loc[1, "onboarded_at"] = pd.Timestamp("3000-01-01", tz="UTC")
+    tables["customers"].loc[2, "document_expiry"] = pd.Timestamp("9999-12-31", tz="UTC")
+    for name, df in tables.items():
+        df.to_parquet(tmp_path / f"{name}.parquet")
+    with pytest.raises(InvalidDataError) as caught:
+        load_valid_dataset(tmp_path)
+    found = {(p.table, p.column, p.check) for p in caught.value.report.errors}
+    assert {
+        ("transactions", "amount", "max_value"),
+        ("transactions", "amount", "usd_not_finite"),
+        ("transactions", "unit_price", "max_value"),
+        ("transactions", "transaction_id", "bad_identifier"),
+        ("customers", "birth_date", "too_early"),
+        ("customers", "onboarded_at", "too_late"),
+        ("customers", "document_expiry", "too_late"),
+    } <= found
+    assert "\x00" not in str(caught.value) and "\x1b" not in str(caught.value)
