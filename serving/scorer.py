@@ -105,7 +105,14 @@ from serving.errors import IdempotencyConflict, ScorerError
 from serving.history import CustomerHistory
 from serving.journal import Journal
 from serving.privacy import Pseudonymiser
-from serving.profiles import CUSTOMER_COLUMNS, ProfileCipher, ProfileStore
+from serving.profiles import (
+    CUSTOMER_COLUMNS,
+    ProfileCipher,
+    ProfileRowError,
+    ProfileStore,
+    check_profile,
+    check_screening,
+)
 from serving.profiles import as_timestamp as _timestamp
 from serving.profiles import plain_value as _plain
 from serving.schemas import (
@@ -1104,6 +1111,13 @@ class Scorer:
             stored: ``(profile record, screening)`` for the profile store.
             respond: ``(decision_id, profile_version) -> OnboardResponse``.
         """
+        rec, screen = stored
+        try:  # what the profile store would refuse must be refused before the decision is logged
+            check_profile(profile.customer_id, {c: _timestamp(_plain(rec.get(c))) for c in CUSTOMER_COLUMNS})
+            check_screening({c: screen.get(c) for c in SCREEN_COLUMNS})
+        except ProfileRowError as exc:
+            column = str(exc).split(" ", 1)[0]
+            raise ScorerError(str(exc), column if column in CUSTOMER_COLUMNS else None) from None
         entry = self.commit.entry(f"onboard:{profile.customer_id}", profile.model_dump(mode="json"))
         if self.commit.claim([entry], [""], strict=False):
             answer = self.journal.response(entry.key)

@@ -80,10 +80,31 @@ def test_kill_9_leaves_every_request_whole_and_retries_replay(
 ) -> None:
     state = fresh_state(seeded_state, tmp_path / "state")
     env = server_env(mlflow_store, state)
-    rng = random.Random(9)
+    rng = random.Random()  # a new moment each run: over the runs, every phase of a request gets hit
     server = _start(env, tmp_path / "server-0.log")
     summary = []
     try:
+        # 0. poison inputs (the campaign's reproductions) are refused and change nothing: the
+        # restarts below must come up and serve (start() waits for /readyz)
+        base = _orders(champion, "POISON", 1)[0]
+        poison = [
+            ("/score", {**base, "amount": 1.7e308, "unit_price": 1.7e308}),
+            ("/score", {**base, "occurred_at": "3000-01-01T00:00:00Z"}),
+            ("/score_batch", {"orders": [{**base, "occurred_at": "0001-01-01T00:00:00Z"}]}),
+            ("/events", {"events": [{"kind": "account_event", "event_id": "P-1", "customer_id": base["buyer_id"],
+                                     "occurred_at": "1900-01-01T00:00:00Z", "event_type": "login"}]}),
+            ("/events", {"events": [{"kind": "label", "label_id": "P-2", "entity_type": "transaction",
+                                     "entity_id": "T-1", "label": "fraud", "known_at": "3000-01-01T00:00:00Z"}]}),
+            ("/onboard", {"customer_id": "P-C1", "customer_type": "individual", "role": "buyer",
+                          "document_expiry": "9999-12-31", "onboarded_at": "2026-06-01T00:00:00Z"}),
+            ("/onboard", {"customer_id": "P-C2", "customer_type": "individual", "role": "buyer",
+                          "birth_date": "0001-01-01", "onboarded_at": "3000-01-01T00:00:00Z"}),
+        ]  # fmt: skip
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            for path, body in poison:
+                answer = client.post(path, json=body, headers=SCORING)
+                assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
+
         # 1. a batch of 1,000 orders, killed while it is being decided (or just after)
         batch = _orders(champion, "KB", 1000)
         ids = {o["transaction_id"] for o in batch}
