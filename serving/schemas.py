@@ -75,6 +75,15 @@ ShortText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, pattern=TEXT_PATTER
 Currency = Literal[CURRENCIES]  # type: ignore[valid-type]
 Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False, strict=True)]
 
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 317.0 as an integer; strict mode still refuses "317" and 317.5
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# the constraints first: after a BeforeValidator pydantic writes them into the JSON Schema as "ge"/"le"
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True), BeforeValidator(_integral)]
+
 # The static part of a "now" bound: a request is checked against the service clock by the Scorer.
 STATIC_NOW = "2100-01-01"
 # Request fields whose contract range ends at "now" (the Scorer checks them against its clock).
@@ -212,7 +221,7 @@ class Order(_Request):
     )
     goods_category: Category = Field(description="Category of the goods (unknown categories are accepted).")
     unit_price: Amount = Field(description="Price of one unit in `currency` (> 0).")
-    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True, description="Number of units (>= 1).")
+    quantity: Quantity = Field(description="Number of units (>= 1).")
     payment_method: Category
     buyer_country: Country | None = None
     seller_country: Country | None = None
