@@ -610,3 +610,103 @@ def test_account_events_and_labels_out_of_the_time_range_are_refused(tables):
         with pytest.raises(ValueError, match=message):
             store().bulk_apply([("account_event" if "occurred_at" in event else "label", event)])
     assert (_memory(st), _rows(st)) == before
+
+
+def _probes(log, after_us: int, n: int = 40) -> list[dict]:
+    after = pd.Timestamp(after_us, unit="us", tz="UTC") + pd.Timedelta(minutes=1)
+    return [dict(r, occurred_at=after) for k, r in log if k == "transaction"][-n:]
+
+
+def test_a_state_holding_bad_rows_starts_quarantines_them_and_counts_the_rest_exactly(tables, tmp_path, caplog):
+    import json
+    import sqlite3
+
+    log = event_log(tables)[:500]
+    clean, poisoned = tmp_path / "clean.sqlite", tmp_path / "poisoned.sqlite"
+    for path in (clean, poisoned):
+        st = store(path)
+        st.replay(log)
+        st.close()
+    conn = sqlite3.connect(poisoned)
+    (seq,) = conn.execute("SELECT MAX(seq) FROM events").fetchone()
+    times = [t for (t,) in conn.execute("SELECT occurred_at FROM events WHERE kind = 'txn' ORDER BY occurred_at")]
+    (payload,) = conn.execute("SELECT payload FROM events WHERE kind = 'txn' LIMIT 1").fetchone()
+    rec = dict(json.loads(payload), device_id="dev-secret-123", ip_address="10.9.8.7")
+    middle = times[len(times) // 2]  # rows after it in time order were lost when a rebuild stopped here
+    year_3000 = 32_503_680_000_000_000  # 3000-01-01 in microseconds: beyond what pandas represents
+    text = json.dumps(rec)
+    bad = [
+        ("txn", "p-overflow", middle, text.replace(json.dumps(rec["amount_usd"]), "1e309")),
+        ("txn", "p-infinity", middle, text.replace(json.dumps(rec["amount_usd"]), "Infinity")),
+        ("txn", "p-year-3000", year_3000, text),
+        ("txn", "p-not-json", middle, "{not json"),
+        ("txn", "p-missing", middle, json.dumps({k: v for k, v in rec.items() if k != "amount_usd"})),
+        ("ae", "p-list", middle, "[1, 2]"),
+    ]
+    conn.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?)", [(seq + 1 + i, *row) for i, row in enumerate(bad)]
+    )
+    conn.execute("INSERT INTO first_seen VALUES ('buyer|transactions|', '[\"b1\"]', 'seller_id', 'not json', 1)")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'watermark'", (str(year_3000),))  # as the poison left it
+    conn.commit()
+    conn.close()
+    with caplog.at_level("WARNING", logger="features.online"):
+        st = store(poisoned)
+    reference = store(clean)
+    q = st.quarantined()
+    assert sorted((r["source"], str(r["event_id"])) for r in q) == sorted(
+        [("events", e) for _, e, _, _ in bad] + [("first_seen", "None")]
+    )
+    reasons = {r["event_id"]: r["reason"] for r in q}
+    assert "amount_usd is not finite" in reasons["p-overflow"] and "not finite" in reasons["p-infinity"]
+    assert "range" in reasons["p-year-3000"] and "JSON" in reasons["p-not-json"] and "missing" in reasons["p-missing"]
+    assert all(r["quarantined_at"] > timestamp_us("2020-01-01") for r in q)
+    for _, event_id, _, _ in bad:
+        assert f"event {event_id}" in caplog.text
+    assert "dev-secret-123" not in caplog.text and "10.9.8.7" not in caplog.text
+    # Every other event counts exactly, the watermark is the newest event kept, nothing is late.
+    assert _rows(st) == _rows(reference) and st._watermark == reference._watermark
+    probes = _probes(log, st._watermark)
+    assert [repr(st.compute(p)) for p in probes] == [repr(reference.compute(p)) for p in probes]
+    st.close()
+    again = store(poisoned)  # and it starts again, without quarantining anything more
+    assert len(again.quarantined()) == len(q)
+    assert [repr(again.compute(p)) for p in probes] == [repr(reference.compute(p)) for p in probes]
+
+
+def test_a_row_that_fails_half_way_into_memory_loses_no_other_event(tables, tmp_path, monkeypatch):
+    """The issue's "5 where 6 was due": a rebuild that stopped at a failing row dropped every event
+    after it. The row is quarantined and the rebuild starts again without it."""
+    log = event_log(tables)[:500]
+    seen: set = set()
+    victim = None
+    for kind, r in log:  # a transaction adding no first occurrence (first_seen rows are not undone)
+        if kind != "transaction":
+            continue
+        pairs = {("s", r["buyer_id"], r["seller_id"]), ("d", r["device_id"], r["buyer_id"])}
+        if pairs <= seen:  # the last such: still in the events table (not pruned)
+            victim = r["transaction_id"]
+        seen |= pairs
+    path, without = tmp_path / "state.sqlite", tmp_path / "without.sqlite"
+    st = store(path)
+    st.replay(log)
+    st.close()
+    ref = store(without)
+    ref.replay([(k, r) for k, r in log if r.get("transaction_id") != victim])
+    ref.close()
+    real = OnlineFeatureStore._apply_txn_memory
+
+    def fails_for_victim(self, txn_id, *args):
+        real(self, txn_id, *args)  # half way: the event is in some logs already
+        if txn_id == victim:
+            raise OverflowError("simulated")
+
+    monkeypatch.setattr(OnlineFeatureStore, "_apply_txn_memory", fails_for_victim)
+    st = store(path)
+    monkeypatch.undo()
+    assert [(r["event_id"], r["reason"]) for r in st.quarantined()] == [
+        (victim, "OverflowError while applied to memory")
+    ]
+    reference = store(without)
+    probes = _probes(log, st._watermark)
+    assert [repr(st.compute(p)) for p in probes] == [repr(reference.compute(p)) for p in probes]
