@@ -30,6 +30,7 @@ import bisect
 import dataclasses
 import functools
 import gc
+import hashlib
 import heapq
 import itertools
 import json
@@ -154,6 +155,18 @@ _TIME_BOUNDS = {
     key: _time_bounds(*key)
     for key in (("transactions", "occurred_at"), ("account_events", "occurred_at"), ("labels", "known_at"))
 }
+# Personal columns of the event streams the store keeps (pseudonymised when the store is given a function).
+_PII = {c.name for t in ("transactions", "account_events") for c in TABLES[t].columns if c.pii}
+_PSEUDONYM_PROBE = "kycrisk.features.online: pseudonym probe"
+
+
+def _pseudonym_fingerprint(fn: Callable[[str], str] | None) -> str:
+    """What meta keeps of a pseudonymiser: a hash of its pseudonym of a fixed probe ("none")."""
+    if fn is None:
+        return "none"
+    return "sha256:" + hashlib.sha256(str(fn(_PSEUDONYM_PROBE)).encode()).hexdigest()
+
+
 # Numeric transaction columns the row features read, with their contract bounds.
 _NUMBER_BOUNDS = {
     c.name: c for c in TABLES["transactions"].columns if c.kind in ("float", "int") and c.max_value is not None
@@ -719,6 +732,12 @@ class OnlineFeatureStore:
             account event may still be applied or scored; older ones raise ``ValueError``. The
             state keeps events for the longest window plus this lateness.
         prune_every: prune old events each time event time advances this much (``"1h"``).
+        pseudonymise: applied to every value of the personal columns (``pii`` in
+            ``features.contracts``: ``device_id``, ``ip_address``) of transactions and account
+            events before it is keyed, stored or compared, on every path, queries included; e.g.
+            a keyed hash (HMAC), which keeps equality and so every feature. A database remembers
+            a fingerprint of the function (its pseudonym of a fixed probe) and refuses another:
+            keys made with another salt would silently match nothing.
 
     Event mappings use the contract column names (``transactions``, ``account_events``,
     ``labels``); ``occurred_at``/``known_at`` may be timestamps, ISO text or int microseconds.
@@ -733,8 +752,10 @@ class OnlineFeatureStore:
         goods_categories: Any = None,
         allowed_lateness: str = "1d",
         prune_every: str = "1h",
+        pseudonymise: Callable[[str], str] | None = None,
     ) -> None:
         self.path = str(path)
+        self.pseudonymise = pseudonymise
         self.feature_set = get_feature_set(feature_set)
         self.reference = Reference(fx_rates, goods_categories)
         self.lateness_us = parse_duration(allowed_lateness)
@@ -760,6 +781,8 @@ class OnlineFeatureStore:
             | {c for g in self._txn_groups for c in g.categorical}
         )  # fmt: skip
         self._ae_cols = sorted({c for g in self._ae_groups for c in (*g.source_cols, *g.categorical)})
+        self._pii_txn = [c for c in self._txn_cols if c in _PII]
+        self._pii_ae = [c for c in self._ae_cols if c in _PII]
         self._reach = max((g.reach for g in self._groups), default=0)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -785,13 +808,22 @@ class OnlineFeatureStore:
         fs = self.feature_set
         meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         want = {"schema": _SCHEMA_VERSION, "feature_set": fs.id, "fingerprint": fs.fingerprint}
+        pseudonym = _pseudonym_fingerprint(self.pseudonymise)
+        if meta and meta.get("pseudonym", "none") != pseudonym:  # states from before it hold raw values
+            held = "raw" if meta.get("pseudonym", "none") == "none" else "pseudonymised"
+            given = "without a" if self.pseudonymise is None else "with a" if held == "raw" else "with another"
+            raise ValueError(
+                f"{self.path} holds {held} personal values, opened {given} pseudonymiser: "
+                "its keys would match nothing (use the function, and salt, it was built with)"
+            )
+        want["pseudonym"] = pseudonym
         if not meta:
             self._transaction(
                 lambda: self._conn.executemany("INSERT INTO meta VALUES (?, ?)", list(want.items()))
             )
             return
         for key, value in want.items():
-            if meta.get(key) != value:
+            if key != "pseudonym" and meta.get(key) != value:
                 raise ValueError(
                     f"{self.path} holds state for {meta.get('feature_set')} "
                     f"({key}={meta.get(key)!r}), not {fs.id} ({key}={value!r})"
@@ -1046,9 +1078,24 @@ class OnlineFeatureStore:
         t = _event_time(event, "transactions", "occurred_at", f"transaction {txn_id}")
         row = self._row_features(event, t, txn_id)  # refuses numbers the state cannot hold
         rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in self._txn_cols}
+        self._pseudonymised(rec, self._pii_txn)
         for c in self._derived:
             rec[c] = row[c]
         return txn_id, t, rec, row
+
+    def _pseudonymised(self, rec: dict[str, Any], cols: list[str], memo: dict | None = None) -> dict[str, Any]:
+        """``rec`` with the values of personal columns ``cols`` replaced by pseudonyms (in place)."""
+        fn = self.pseudonymise
+        if fn is not None:
+            for c in cols:
+                v = rec.get(c)
+                if v is not None:
+                    if memo is None:
+                        rec[c] = fn(v if isinstance(v, str) else str(v))
+                    else:
+                        found = memo.get(v)
+                        rec[c] = found if found is not None else memo.setdefault(v, fn(str(v)))
+        return rec
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -1081,7 +1128,8 @@ class OnlineFeatureStore:
         keys: dict[tuple[str, ...], tuple | None] = {}
         for group, evaluators in self._evaluators:
             cols = group.query_cols
-            key = keys[cols] if cols in keys else keys.setdefault(cols, self._key(event, cols))
+            # keyed from the record, whose personal values are pseudonyms like the stored ones
+            key = keys[cols] if cols in keys else keys.setdefault(cols, self._key(rec, cols))
             if key is None:
                 for name, _, _, _ in evaluators:
                     out[name] = _NAN
@@ -1170,6 +1218,7 @@ class OnlineFeatureStore:
         event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
         t = _event_time(event, "account_events", "occurred_at", f"account event {event_id}")
         rec = {c: (None if _isnull(event.get(c)) else event.get(c)) for c in (*self._ae_cols, "event_type")}
+        self._pseudonymised(rec, self._pii_ae)
         groups = [g for g in self._ae_groups if g.event_type in (None, rec["event_type"])]
         with self._lock:
             if check_time:
@@ -1587,6 +1636,7 @@ class _Bulk:
     def __init__(self, store: OnlineFeatureStore, events: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         self.store = store
         self.counts = {"transactions": 0, "account_events": 0, "labels": 0}
+        self.pseudonyms: dict[Any, str] = {}  # personal values repeat: one call each
         self._normalise(events)
         self._control()
         self._build_logs()
@@ -1633,7 +1683,7 @@ class _Bulk:
         for i, event in enumerate(aes):
             event_id = event.get("event_id")
             event_id = str(uuid.uuid4()) if _isnull(event_id) else str(event_id)
-            rec = _clean(event, (*st._ae_cols, "event_type"))
+            rec = st._pseudonymised(_clean(event, (*st._ae_cols, "event_type")), st._pii_ae, self.pseudonyms)
             self.ae_recs[i] = (event_id, rec, self.ae_recs[i][2])
         self.stream, self.txn_events, self.labels, self.ae_times = stream, txns, labels, ae_times
         self._normalise_transactions(txns)
@@ -1664,7 +1714,7 @@ class _Bulk:
         recs = []
         cols = st._txn_cols
         for i, event in enumerate(txns):
-            rec = _clean(event, cols)
+            rec = st._pseudonymised(_clean(event, cols), st._pii_txn, self.pseudonyms)
             for c, col in derived.items():
                 rec[c] = col[i]
             recs.append(rec)

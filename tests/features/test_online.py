@@ -710,3 +710,69 @@ def test_a_row_that_fails_half_way_into_memory_loses_no_other_event(tables, tmp_
     reference = store(without)
     probes = _probes(log, st._watermark)
     assert [repr(st.compute(p)) for p in probes] == [repr(reference.compute(p)) for p in probes]
+
+
+# --- Personal data pseudonymised at rest ---------------------------------------------------------
+
+
+def _hmac(salt: bytes):
+    import hashlib
+    import hmac
+
+    return lambda value: hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()
+
+
+def _personal(tables) -> tuple[dict, set[str]]:
+    """The tables with recognisable device ids and IPs (never hex digits), and those values."""
+    out = dict(tables)
+    for name in ("transactions", "account_events"):
+        df = tables[name].copy()
+        df["device_id"] = df["device_id"].map(lambda v: None if pd.isna(v) else f"dev:{v}:raw")
+        df["ip_address"] = df["ip_address"].map(lambda v: None if pd.isna(v) else f"203.0.113.{str(v)[2:]}")
+        out[name] = df
+    raw = {
+        v for name in ("transactions", "account_events") for c in ("device_id", "ip_address")
+        for v in out[name][c].dropna()
+    }  # fmt: skip
+    return out, raw
+
+
+def test_pseudonymised_state_gives_the_same_features_and_holds_no_raw_personal_value(tables, tmp_path):
+    personal, raw = _personal(tables)
+    assert len(raw) > 50
+    log = event_log(personal)
+    plain = store(allowed_lateness="30m", prune_every="15m").replay(log)
+    hashed = store(tmp_path / "one.sqlite", allowed_lateness="30m", prune_every="15m", pseudonymise=_hmac(b"s1"))
+    pd.testing.assert_frame_equal(hashed.replay(log), plain, check_exact=True)
+    bulk = store(tmp_path / "bulk.sqlite", allowed_lateness="30m", prune_every="15m", pseudonymise=_hmac(b"s1"))
+    bulk.bulk_apply(log)
+    assert _memory(bulk) == _memory(hashed)
+    # The query side keys the same way: a device seen before is found through its pseudonym.
+    txn = personal["transactions"].sort_values("occurred_at").iloc[-1].to_dict()
+    probe = dict(txn, occurred_at=txn["occurred_at"] + pd.Timedelta(minutes=1), transaction_id="probe")
+    reference = store(allowed_lateness="30m", prune_every="15m")
+    reference.replay(log)
+    assert repr(hashed.compute(probe)) == repr(reference.compute(probe)) == repr(bulk.compute(probe))
+    assert hashed.compute(probe)["device_buyer_nunique_all"] >= 1
+    for st in (hashed, bulk):
+        st.close()
+    for name in ("one.sqlite", "bulk.sqlite"):
+        data = b"".join(
+            f.read_bytes() for f in (tmp_path / name, tmp_path / f"{name}-wal") if f.exists()
+        )
+        assert data and not [v for v in raw if v.encode() in data], name
+    reopened = store(tmp_path / "one.sqlite", allowed_lateness="30m", prune_every="15m", pseudonymise=_hmac(b"s1"))
+    assert repr(reopened.compute(probe)) == repr(reference.compute(probe))
+
+
+def test_a_state_refuses_another_pseudonymiser(tmp_path):
+    hashed, raw = tmp_path / "hashed.sqlite", tmp_path / "raw.sqlite"
+    store(hashed, pseudonymise=_hmac(b"s1")).close()
+    store(raw).close()
+    store(hashed, pseudonymise=_hmac(b"s1")).close()  # the same function and salt
+    with pytest.raises(ValueError, match="another pseudonymiser"):
+        store(hashed, pseudonymise=_hmac(b"s2"))
+    with pytest.raises(ValueError, match="without a pseudonymiser"):
+        store(hashed)
+    with pytest.raises(ValueError, match="raw personal values"):
+        store(raw, pseudonymise=_hmac(b"s1"))
