@@ -9,7 +9,17 @@ the state still covers and the answer never depends on the order queries arrive 
 events are pruned lazily; what "all"-history features need of them is folded into per-entity
 bases (count, sums, max/min, last time), and first occurrences of values (distinct counts over
 all history) are kept for good. Distinct counts over finite windows and fraud counts use the
-same "segments of query time" formulation as the batch engine, on sorted lists.
+same "segments of query time" formulation as the batch engine, on sorted lists. An event older
+than the newest of its log (within the allowed lateness) is inserted in place: the prefix sums
+after it shift by its value and its window merges into its value's runs, so a late event costs
+an append plus the few events after it.
+
+Nothing the engines cannot represent enters the state: times outside the contract's ranges,
+amounts and prices beyond ``MAX_AMOUNT`` and non-finite derived measures are refused with a
+``ValueError`` naming the column and the event before anything changes; a stored row that still
+cannot be applied when memory is rebuilt is moved to a ``quarantine`` table and logged, and the
+store starts without it. With ``pseudonymise`` the personal columns (device ids, IPs) are kept,
+keyed and compared only as pseudonyms.
 
 State lives in memory (dicts and lists keyed by entity) and is written through to sqlite (WAL
 mode) in one sqlite transaction per applied event: a failure leaves both sqlite and memory as
