@@ -6,7 +6,8 @@ scoring key with every request. A schema-valid request may still be refused by t
 unknown customer or an out-of-order event is a 422 (documented), so 422 counts as an accepted
 answer to positive data, beside 2xx, 401 (the auditor endpoint under the scoring key), 404 and 409.
 
-CI runs a bounded budget (``CONTRACT_EXAMPLES`` examples per operation and phase; a fixed seed).
+CI runs a bounded budget (``CONTRACT_EXAMPLES``, default 500 examples per operation in the fuzzing
+phase, a fixed seed: about 3,400 requests in under 3 minutes on 2 cores).
 The longer run of the README::
 
     KYCRISK_CONTRACT_EXAMPLES=1000 .venv/bin/python -m pytest tests/serving/test_contract.py -q -s
@@ -14,8 +15,8 @@ The longer run of the README::
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from tests.serving.test_service import API_KEY, running_server
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-CONTRACT_EXAMPLES = int(os.environ.get("KYCRISK_CONTRACT_EXAMPLES", "100"))
+CONTRACT_EXAMPLES = int(os.environ.get("KYCRISK_CONTRACT_EXAMPLES", "500"))
 CONFIG = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "404", "409", "422"]
@@ -38,25 +39,27 @@ expected-statuses = ["2xx", "401", "404", "409", "422"]
 def test_schemathesis_finds_no_failure(tmp_path, champion, mlflow_store, seeded_state) -> None:
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
-    report = tmp_path / "report.ndjson"
     with running_server(mlflow_store, seeded_state, tmp_path) as server:
         started = time.perf_counter()
         run = subprocess.run(
             [str(SCHEMATHESIS), "--config-file", str(config), "run", f"{server.base_url}/docs.json",
              "--checks", "all", "--phases", "coverage,fuzzing", "--max-examples", str(CONTRACT_EXAMPLES),
              "--seed", "9", "--workers", "2", "--header", f"X-API-Key: {API_KEY}",
-             "--report", "ndjson", "--report-ndjson-path", str(report), "--continue-on-failure",
+             "--continue-on-failure",
              "--request-timeout", "30", "--no-color"],
             capture_output=True, text=True, timeout=1200,
         )  # fmt: skip
         elapsed = time.perf_counter() - started
         log = server.log_tail(20_000)
-    requests = sum(1 for line in report.read_text().splitlines() if '"ScenarioFinished"' in line) if report.exists() else 0
     (tmp_path / "schemathesis.out").write_text(run.stdout)
     summary = run.stdout[run.stdout.find("=== SUMMARY"):]
     failures = run.stdout[run.stdout.find("=== FAILURES"):][:12_000]
     print(f"schemathesis: {elapsed:.0f} s, exit {run.returncode}\n{summary}")
     assert run.returncode == 0, f"{failures}\n{summary}\n{run.stderr[-3000:]}\nserver log:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-5000:]
-    assert requests or "passed" in summary.lower(), summary
-    json.dumps({"elapsed_s": elapsed})
+    counts = re.search(r"(\d+) generated, (\d+) passed", summary)
+    assert counts, summary
+    generated, passed = int(counts[1]), int(counts[2])
+    # the coverage phase alone is about 1,000 cases; the fuzzing phase adds CONTRACT_EXAMPLES per
+    # operation and kind (positive, negative)
+    assert generated == passed >= 1000 + CONTRACT_EXAMPLES, summary
