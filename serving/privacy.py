@@ -55,6 +55,7 @@ from typing import Any
 import pandas as pd
 
 from features.contracts import CUSTOMERS
+from features.online import rekey_personal_values
 from serving.history import CustomerHistory
 from serving.profiles import CUSTOMER_COLUMNS, ProfileStore
 from serving.secrets_config import Secrets
@@ -204,12 +205,15 @@ def erase_customer(state_dir: str | Path, customer_id: str, secrets: Secrets) ->
         # history first, the profile and the erasure record last: a crash in between leaves no
         # record, and running the erasure again finishes it
         devices = history.erase_devices(customer_id)
+        features = state_dir / "features.sqlite"
+        rekeyed = rekey_personal_values(features, customer_id) if features.is_file() else 0
         blanked = sorted(c for c in ERASED_COLUMNS if found is not None and found[1].get(c) is not None)
         removed = {
             "customer_id": customer_id,
             "profile": {"columns": blanked},
             "quarantined_rows": len(quarantined),
             "history": {"device_pseudonyms_replaced": devices},
+            "features": {"values_rekeyed": rekeyed},
             "decision_log": "unchanged: it holds only keyed pseudonyms and masks of personal values",
         }
         version = profiles.erase(customer_id, ERASED_COLUMNS, removed)

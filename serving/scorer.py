@@ -311,7 +311,9 @@ class Scorer:
         # the profile store first: it takes the state folder's lock before any store is read
         self.profiles = ProfileStore(self.state_dir / "profiles.sqlite", secrets.state_key)
         self.pseudonymise = Pseudonymiser(secrets.salt)
-        self.features = OnlineFeatureStore(self.state_dir / "features.sqlite", self.feature_set)
+        self.features = OnlineFeatureStore(
+            self.state_dir / "features.sqlite", self.feature_set, pseudonymise=self.pseudonymise
+        )
         self.history = CustomerHistory(self.state_dir / "history.sqlite", self.pseudonymise)
         self._customers: pd.DataFrame | None = None  # every stored profile, for onboarding's profile links
         self._risk = _RiskTier.load(risk_tier_model) if risk_tier_model is not None else None
