@@ -38,7 +38,7 @@ import pandas as pd
 
 from features.documents import with_check_digit
 from features.validation import load_valid_dataset
-from serving.decision_log import verify_path
+from serving.decision_log import ANCHORS_ENV, verify_path
 from serving.replay import replay_decision
 from serving.schemas import MAX_BATCH, AccountEvent, Label, Order, request_body
 from serving.scorer import Scorer
@@ -205,8 +205,11 @@ def run(
     """
     serve_dir = Path(workdir) / "serve"
     state, history = serve_dir / "state", serve_dir / "history"
+    # the log's anchors live beside the state, never inside it (a new state: a new anchors file)
+    anchors = Path(workdir) / "anchors.jsonl"
     if state.exists():
         shutil.rmtree(state)
+    anchors.unlink(missing_ok=True)
     started = time.perf_counter()
     tables = dict(load_valid_dataset(Path(data_dir)))
     end = tables["transactions"]["occurred_at"].max()
@@ -227,6 +230,7 @@ def run(
         **keys,
         SECRETS_FILE_ENV: str((Path(workdir) / "secrets.json").resolve()),
         "KYCRISK_STATE_DIR": str(state.resolve()),
+        ANCHORS_ENV: str(anchors.resolve()),
         "KYCRISK_CLOCK_START": (end + pd.Timedelta(seconds=1)).isoformat(),
     }
     if tracking_uri:
@@ -294,7 +298,7 @@ def run(
         )  # fmt: skip
     finally:
         server.stop()
-    report = verify_path(state / "decisions.sqlite", key=state_secrets.decision_log_key)
+    report = verify_path(state / "decisions.sqlite", key=state_secrets.decision_log_key, anchors=anchors)
     out(f"service stopped; decision log: {report}")
     replayed = replay_decision(state / "decisions.sqlite", audited)
     out(f"audit replay of {audited}: {'matches' if replayed.matches else 'DOES NOT MATCH'}")

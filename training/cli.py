@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -414,8 +415,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"decision log {path} not found")
     try:
         key = decision_log.secret_from_env(decision_log.KEY_ENV)
+        secrets_file = os.environ.get("KYCRISK_SECRETS_FILE")
+        if key is None and secrets_file:  # the key may sit in the secrets file (serving.secrets_config)
+            held = importlib.import_module("serving.secrets_config").read_secrets_file(secrets_file)
+            text = held.get(decision_log.KEY_ENV)
+            key = text.encode("utf-8", "surrogateescape") if text else None
         anchors = decision_log.read_anchors(args.anchors) if args.anchors is not None else ()
-    except ValueError as exc:  # a short key or a malformed anchor line: the input, not the log
+    except ValueError as exc:  # a short key, a refused secrets file or a bad anchor line: the input
         raise UsageError(str(exc)) from None
     report = decision_log.verify_path(path, key=key, anchors=anchors, expect_keyed=args.expect_keyed)
     print(report.to_json() if args.json else str(report))
