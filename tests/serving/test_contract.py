@@ -48,7 +48,7 @@ def test_schemathesis_finds_no_failure(tmp_path, champion, mlflow_store, seeded_
              "--seed", "9", "--workers", "2", "--header", f"X-API-Key: {API_KEY}",
              "--continue-on-failure",
              "--request-timeout", "30", "--no-color"],
-            capture_output=True, text=True, timeout=1200,
+            capture_output=True, text=True, timeout=max(1200, 4 * CONTRACT_EXAMPLES),
         )  # fmt: skip
         elapsed = time.perf_counter() - started
         log = server.log_tail(20_000)
