@@ -49,6 +49,7 @@ def test_schemathesis_finds_no_failure(tmp_path, champion, mlflow_store, seeded_
              "--continue-on-failure",
              "--request-timeout", "30", "--no-color"],
             capture_output=True, text=True, timeout=max(1200, 4 * CONTRACT_EXAMPLES),
+            cwd=tmp_path,  # schemathesis keeps its example database in ./.schemathesis: not in the repository
         )  # fmt: skip
         elapsed = time.perf_counter() - started
         log = server.log_tail(20_000)
