@@ -42,8 +42,9 @@ Configuration (environment variables):
 - ``KYCRISK_THREADS``: threads serving requests in the one worker process (default 4).
 - ``KYCRISK_TRACE_SCORING``: ``on`` to create OpenTelemetry spans for ``/score`` and
   ``/score_batch`` too (default off: no exporter is configured by default and the spans cost about
-  15% throughput); those paths are also left out of BentoML's access log, since the decision log
-  records every decision (refused requests are logged as warnings).
+  15% throughput). BentoML's access log is off (the decision log and its journal record every
+  request that changed the state; refused requests are logged as warnings); ``/metrics`` counts
+  every endpoint.
 - ``KYCRISK_MAX_FUTURE_SECONDS``: how far ahead of the service clock an event may be dated
   (default 300); later ones are refused (422), so one mis-dated order cannot make every later
   order "late" for the feature state.
@@ -226,16 +227,18 @@ def threads_setting(text: str) -> int:
 
 
 THREADS = threads_setting(os.environ.get("KYCRISK_THREADS", "4"))  # request threads of the one worker process
-# Observability of the high-volume scoring paths. Every decision is already in the tamper-evident
-# decision log, so BentoML's access log skips them (``Guard`` logs the requests it refuses); and
-# BentoML creates OpenTelemetry spans for every request even when no exporter is configured, so
-# the scoring paths are not traced unless KYCRISK_TRACE_SCORING=on (set it together with an
-# exporter). Measured with `kycrisk bench serve` (16 clients): about +20% throughput. The
-# Prometheus metrics stay on.
+# Observability. BentoML's access log is off: every request that changed the state is in the
+# tamper-evident decision log and its journal, and ``Guard`` logs every refusal (without values);
+# an access line per order costs throughput and would repeat that. It must be off rather than
+# skipping paths, because BentoML's metrics middleware skips the access log's skip paths too, and
+# /metrics must count every endpoint. BentoML also creates OpenTelemetry spans for every request
+# even when no exporter is configured, so the scoring paths are not traced unless
+# KYCRISK_TRACE_SCORING=on (set it together with an exporter). Measured with `kycrisk bench serve`
+# (16 clients): about +20% throughput.
 HIGH_VOLUME_PATHS = ("/score", "/score_batch")
 _TRACE_SCORING = os.environ.get("KYCRISK_TRACE_SCORING", "").lower() in ("1", "on", "true", "yes")
 OBSERVABILITY: dict[str, Any] = {
-    "logging": {"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *HIGH_VOLUME_PATHS]}},
+    "logging": {"access": {"enabled": False, "skip_paths": ["/metrics", "/healthz", "/livez", "/readyz"]}},
     **({} if _TRACE_SCORING else {"tracing": {"excluded_urls": [f"{p}$" for p in HIGH_VOLUME_PATHS]}}),
 }
 
@@ -346,7 +349,7 @@ class Guard:
 
     @staticmethod
     def _log_refusal(scope: dict, status: int, message: str, problems: Sequence[tuple[str, str]]) -> None:
-        # logged here: the access log skips the scoring paths (OBSERVABILITY); field paths and reasons
+        # logged here: BentoML's access log is off (OBSERVABILITY); field paths and reasons
         # only, never the values (they may be personal data) and no traceback for a client error
         where = "; ".join(f"{field}: {reason}" for field, reason in problems) or message
         level = logging.ERROR if status >= 500 else logging.WARNING

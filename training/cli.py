@@ -391,6 +391,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
     if bentoml is None:
         raise UsageError("the bentoml command is not installed in this environment")
+    if "BENTOML_HOME" not in env:
+        # BentoML keeps its Prometheus multiprocess folder in BENTOML_HOME and empties it at every
+        # start: services sharing the default home would count (and wipe) each other's requests
+        import tempfile
+
+        env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="kycrisk-bentoml-home-")
     argv = [bentoml, "serve", "serving.service:KycRiskService", "--host", args.host, "--port", str(args.port)]
     sys.stdout.flush()
     sys.stderr.flush()

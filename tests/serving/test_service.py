@@ -393,3 +393,8 @@ def test_metrics_count_this_server_only(service, server, tmp_path, mlflow_store,
         assert _request_count(server, "/onboard") == before + 7
         assert _request_count(other_client, "/onboard") == other_before == 0
     assert _request_count(server, "/onboard") == before + 7  # the other's start did not wipe ours
+    # the scoring paths are counted too (the access log is off, not skipping them)
+    score_before = _request_count(server, "/score")
+    for _ in range(3):
+        assert server.post("/score", json={}).status_code == 401
+    assert _request_count(server, "/score") == score_before + 3
