@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.decision_log import ANCHORS_ENV, verify_path
 from serving.server_process import Server, ServerError
 from tests.serving.conftest import fresh_state, order_request
 from tests.serving.test_service import SCORING, server_env
@@ -80,6 +81,8 @@ def test_kill_9_leaves_every_request_whole_and_retries_replay(
 ) -> None:
     state = fresh_state(seeded_state, tmp_path / "state")
     env = server_env(mlflow_store, state)
+    anchors = tmp_path / "anchors.jsonl"  # outside the state folder
+    env[ANCHORS_ENV] = str(anchors)
     rng = random.Random()  # a new moment each run: over the runs, every phase of a request gets hit
     server = _start(env, tmp_path / "server-0.log")
     summary = []
@@ -119,7 +122,7 @@ def test_kill_9_leaves_every_request_whole_and_retries_replay(
 
         sender = threading.Thread(target=send)
         sender.start()
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(0.5, 5.0))  # a 1,000-order batch takes about 1-4 s here
         _kill(server)
         sender.join(timeout=60)
         server = _start(env, tmp_path / "server-1.log")  # recovery runs before /readyz answers
@@ -184,5 +187,9 @@ def test_kill_9_leaves_every_request_whole_and_retries_replay(
                 if tid in acked:
                     assert r.json()["decision_id"] == acked[tid]
     finally:
-        server.stop()
-    print("kill -9 rounds:", summary)
+        server.stop()  # a clean stop (SIGTERM): the service closes its state and anchors the head
+    report = verify_path(state / "decisions.sqlite", anchors=anchors)
+    summary.append(("log", report.records, report.unanchored_records))
+    print("kill -9 rounds:", summary, report)
+    assert report.ok, report
+    assert report.unanchored_records == 0  # the close anchor covers the tail
