@@ -307,7 +307,9 @@ class Scorer:
         self.risk_tier_model = risk_tier_model
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # secrets given explicitly, the others from configuration (never from the state folder)
-        secrets = resolve_secrets(self.state_dir, salt=salt, state_key=state_key, decision_log_key=decision_log_key)
+        secrets = resolve_secrets(
+            self.state_dir, salt=salt, state_key=state_key, decision_log_key=decision_log_key
+        )
         # the profile store first: it takes the state folder's lock before any store is read
         self.profiles = ProfileStore(self.state_dir / "profiles.sqlite", secrets.state_key)
         self.pseudonymise = Pseudonymiser(secrets.salt)
@@ -858,7 +860,9 @@ class Scorer:
     def _replay(self, entry: Any, transaction_id: str) -> ScoreResponse:
         record = self.decisions.get(entry.decision_ids[0])
         if record is None:  # the journal names a decision the log does not hold: never answer wrongly
-            raise RuntimeError(f"the journal names decision {entry.decision_ids[0]} that the log does not hold")
+            raise RuntimeError(
+                f"the journal names decision {entry.decision_ids[0]} that the log does not hold"
+            )
         return self._response(record, transaction_id).model_copy(update={"replayed": True})
 
     def score_batch(self, orders: Iterable[Order | Mapping[str, Any]]) -> list[ScoreResponse]:
@@ -916,7 +920,8 @@ class Scorer:
                 effects = RequestCommit.effects(transactions=batch)
                 box: list[int] = []
                 records = self.decisions.append_many(
-                    decided, journal=self.journal.writer([(e, k) for k, e in enumerate(claimed)], effects, box)
+                    decided,
+                    journal=self.journal.writer([(e, k) for k, e in enumerate(claimed)], effects, box),
                 )
             except BaseException:
                 self.commit.release(claimed)
@@ -1124,6 +1129,10 @@ class Scorer:
         if self.commit.claim([entry], [""], strict=False):
             answer = self.journal.response(entry.key)
             return OnboardResponse.model_validate({**answer, "replayed": True})
+        # enter before the lock, and repair (``failed``) after it: a repair waits for every request
+        # between staging and finishing, some of which may be waiting for this lock
+        self.commit.enter()
+        committed = finished = False
         try:
             with self._lock:  # one version at a time: the answer names the version it creates
                 current = self.profiles.get(profile.customer_id)
@@ -1136,10 +1145,22 @@ class Scorer:
                         [(entry, 0)], effects, box, response=response.model_dump(mode="json")
                     ),
                 )
-                self.commit.enter()
-                self._finish(effects, [], box[0])
+                committed = True
+                try:
+                    self.commit.finish(effects, [], box[0])
+                    finished = True
+                except Exception:  # committed: the outbox has it; repaired below, outside the lock
+                    log.exception("writing a committed onboarding to the stores failed: rebuilding")
+        except BaseException:
+            if not committed:
+                self.commit.leave()  # nothing committed, nothing staged
+            raise
         finally:
             self.commit.release([entry])
+        if finished:
+            self.commit.leave()
+        else:
+            self.commit.failed()
         return response
 
     def _put_profiles(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
@@ -1413,7 +1434,9 @@ class Scorer:
             self.clock.check(getattr(event, time_field), f"events[{i}].{time_field}")
             key = f"{event.kind}:{getattr(event, id_field)}"
             if key in seen:
-                raise ScorerError(f"{id_field} {getattr(event, id_field)!r} appears twice", f"events[{i}].{id_field}")
+                raise ScorerError(
+                    f"{id_field} {getattr(event, id_field)!r} appears twice", f"events[{i}].{id_field}"
+                )
             seen.add(key)
             parsed.append(event)
         account = [(i, e) for i, e in enumerate(parsed) if isinstance(e, AccountEvent)]
@@ -1422,7 +1445,9 @@ class Scorer:
         except LateEventError as exc:
             raise ScorerError(str(exc), f"events[{account[exc.index][0]}].occurred_at") from exc
         entries = [
-            self.commit.entry(f"{e.kind}:{e.label_id if isinstance(e, Label) else e.event_id}", e.model_dump(mode="json"))
+            self.commit.entry(
+                f"{e.kind}:{e.label_id if isinstance(e, Label) else e.event_id}", e.model_dump(mode="json")
+            )
             for e in parsed
         ]
         done = self.commit.claim(entries, [f"events[{i}]." for i in range(len(parsed))])
@@ -1448,7 +1473,9 @@ class Scorer:
                 labels=[recs[i] for i in new if isinstance(parsed[i], Label)],
             )
             box: list[int] = []
-            self.decisions.append_many([], journal=self.journal.writer([(e, None) for e in claimed], effects, box))
+            self.decisions.append_many(
+                [], journal=self.journal.writer([(e, None) for e in claimed], effects, box)
+            )
         except BaseException:
             self.commit.release(claimed)
             if any(w is not None for w in staged):
