@@ -1062,32 +1062,56 @@ class Scorer:
             | {k: v for k, v in screen.items() if k != "screen_entry_id"}
             | {"rules_score": score}
         )
+        return self._log_onboarding(
+            profile, (rec, screen), features=features, models={}, feature_set="onboard_rules_v1",
+            policy_version=ONBOARD_RULES_POLICY.version,
+            score=None,  # no model scored this: the rules score is in the features
+            tier=decision.tier, action=decision.action, reasons=reasons, risk_score=score, screening=screen,
+        )  # fmt: skip
+
+    def _log_onboarding(
+        self,
+        profile: Profile,
+        stored: tuple[dict[str, Any], dict[str, Any]],
+        *,
+        models: dict[str, str],
+        feature_set: str,
+        policy_version: str,
+        score: float | None,
+        tier: str,
+        action: str,
+        reasons: list[dict[str, Any]],
+        risk_score: float,
+        screening: Mapping[str, Any],
+        features: dict[str, Any],
+        as_of: pd.Timestamp | None = None,
+    ) -> OnboardResponse:
+        """The decision-log record and the answer of an onboarding (``_commit_onboarding`` commits them).
+
+        Without a model (``models`` empty) the answer names no feature set or policy: the log does.
+        """
         fields = {
-            "kind": "onboard",
-            "request": profile.model_dump(mode="json"),
-            "features": features,
-            "models": {},
-            "feature_set": "onboard_rules_v1",
-            "policy_version": ONBOARD_RULES_POLICY.version,
-            "score": None,  # no model scored this: the rules score is in the features
-            "tier": decision.tier,
-            "action": decision.action,
-            "reasons": reasons,
-        }
+            "kind": "onboard", "request": profile.model_dump(mode="json"), "features": features,
+            "models": models, "feature_set": feature_set, "policy_version": policy_version,
+            "score": score, "tier": tier, "action": action, "reasons": reasons,
+        }  # fmt: skip
         return self._commit_onboarding(
             profile,
             fields,
-            (rec, screen),
+            stored,
             lambda decision_id, version: OnboardResponse(
                 decision_id=decision_id,
                 customer_id=profile.customer_id,
-                risk_tier=decision.tier,
-                action=decision.action,
-                risk_score=score,
+                risk_tier=tier,
+                action=action,
+                risk_score=risk_score,
                 reasons=self._reasons(reasons),
-                screening=Screening.from_columns(screen),
-                models={},
+                screening=Screening.from_columns(screening),
+                models=models,
                 profile_version=version,
+                feature_set=feature_set if models else None,
+                policy_version=policy_version if models else None,
+                as_of=None if as_of is None else as_of.to_pydatetime(),
             ),
         )
 
@@ -1362,37 +1386,12 @@ class Scorer:
             else {c: _plain(v) for c, v in screened.iloc[1].to_dict().items() if c in SCREEN_COLUMNS}
         )
         r = self._risk
-        fields = {
-            "kind": "onboard",
-            "request": profile.model_dump(mode="json"),
-            "features": decided["features"],
-            "models": {r.model.name: r.model.version},
-            "feature_set": r.feature_set,
-            "policy_version": r.policy.version,
-            "score": decided["score"],
-            "tier": decided["tier"],
-            "action": decided["action"],
-            "reasons": decided["reasons"],
-        }
-        return self._commit_onboarding(
-            profile,
-            fields,
-            (rec, screen),
-            lambda decision_id, version: OnboardResponse(
-                decision_id=decision_id,
-                customer_id=profile.customer_id,
-                risk_tier=decided["tier"],
-                action=decided["action"],
-                risk_score=float(decided["score"]),
-                reasons=self._reasons(decided["reasons"]),
-                screening=Screening.from_columns(screen_now),
-                models={r.model.name: r.model.version},
-                profile_version=version,
-                feature_set=r.feature_set,
-                policy_version=r.policy.version,
-                as_of=as_of.to_pydatetime(),
-            ),
-        )
+        return self._log_onboarding(
+            profile, (rec, screen), features=decided["features"], models={r.model.name: r.model.version},
+            feature_set=r.feature_set, policy_version=r.policy.version, score=decided["score"],
+            tier=decided["tier"], action=decided["action"], reasons=decided["reasons"],
+            risk_score=float(decided["score"]), screening=screen_now, as_of=as_of,
+        )  # fmt: skip
 
     def _screen_at(self, rec: Mapping[str, Any], *times: Any) -> pd.DataFrame:
         """The screener's output for one profile as the watchlist stood at each of ``times`` (one row each)."""
