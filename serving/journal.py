@@ -90,12 +90,13 @@ class Claim(NamedTuple):
 
 
 def body_digests(body: Mapping[str, Any], salt: bytes) -> tuple[str, dict[str, str]]:
-    """Keyed digests of a request body (as validated, JSON-ready) and of each of its fields."""
-
-    def mac(value: Any) -> str:
-        return hmac.new(salt, encode_json(value).encode("utf-8"), hashlib.sha256).hexdigest()
-
-    return mac(dict(body)), {k: mac(v)[:FIELD_DIGEST_HEX] for k, v in body.items()}
+    """Keyed digests of a request body (as validated, JSON-ready: ``model_dump(mode="json")``) and of
+    each of its fields; the body's digest covers every field's full digest, in name order."""
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    # hmac.digest: the one-shot C path (about 1 µs; an hmac.new object costs several)
+    full = {k: hmac.digest(salt, dumps(v).encode("utf-8"), "sha256") for k, v in body.items()}
+    whole = hmac.new(salt, b"".join(k.encode("utf-8") + b"\0" + full[k] for k in sorted(full)), hashlib.sha256)
+    return whole.hexdigest(), {k: d.hex()[:FIELD_DIGEST_HEX] for k, d in full.items()}
 
 
 def changed_fields(old: JournalEntry, fields: Mapping[str, str]) -> list[str]:
