@@ -470,7 +470,7 @@ def run_seed(
     from features.online import OnlineFeatureStore, event_log, timestamp_us
 
     if data_dir is not None:
-        from features.validation import load_valid_dataset
+        from features.io import load_valid_dataset
 
         tables = dict(load_valid_dataset(Path(data_dir)))
         source = str(data_dir)

@@ -13,6 +13,9 @@ type, so that every time comparison is between like types. Amounts are in the tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 
 # --- Allowed values -------------------------------------------------------------------------
 
@@ -327,3 +330,36 @@ TABLES: dict[str, Table] = {
 }
 # Tables a data folder must contain; the others default to empty tables when absent.
 REQUIRED_TABLES = ("customers", "transactions")
+# Non-contract tables that readers and adapters may return beside the contract tables: ground
+# truth of planted patterns, for per-pattern evaluation only (never a feature). Not validated.
+AUXILIARY_TABLES = ("patterns",)
+
+# --- In-memory dtypes: what a contract column holds once read ----------------------------------
+
+TIME_DTYPE = pd.DatetimeTZDtype("us", "UTC")
+_STORED_AS: dict[str, Any] = {
+    "str": "str",
+    "category": "str",
+    "country": "str",
+    "float": "float64",
+    "int": "int64",
+    "bool": "boolean",
+    "timestamp": TIME_DTYPE,
+    "date": TIME_DTYPE,
+}
+
+
+def contract_dtype(col: Col) -> Any:
+    """The pandas dtype a column of this contract kind has after reading (``int64`` for ints).
+
+    Text kinds (``str``, ``category``, ``country``) are pandas ``str``; ``int`` is ``int64``
+    (readers give ``Int64`` when nulls are present); ``bool`` is the nullable ``boolean``;
+    timestamps and dates are ``datetime64[us, UTC]``.
+    """
+    return _STORED_AS[col.kind]
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty frame of contract table ``name``: every contract column with its contract dtype."""
+    table = TABLES[name]
+    return pd.DataFrame({c.name: pd.Series([], dtype=contract_dtype(c)) for c in table.columns})

@@ -20,8 +20,8 @@ from features.contracts import (
     TEXT_PATTERN,
     Col,
     Table,
+    contract_dtype,
 )
-from features.io import contract_dtype
 
 BEGIN_MARKER = (
     "<!-- BEGIN GENERATED CONTRACTS: rendered by features.contracts_doc.render_contracts_markdown(); "

@@ -1,4 +1,8 @@
-"""Readers of data folders (parquet or CSV) that give every contract table its contract dtypes.
+"""Readers of data folders (parquet or CSV) that give every contract table its contract dtypes,
+and the loader on top of them that hands over only data that meets the contracts.
+
+This module sits above ``features.validation`` and ``features.adapters`` (it reads, adapts and
+validates); neither imports it, and the problems all of them build live in ``features.problems``.
 
 Each contract table ``name`` is read from ``{folder}/{name}.parquet`` or ``{folder}/{name}.csv``
 (parquet when both exist). Absent optional tables become empty frames with the contract's
@@ -7,7 +11,7 @@ cannot be converted to its column's type becomes a null *and* a "wrong type" pro
 file, column, rows and values, which ``features.validation`` reports (and does not report again
 as a missing value).
 
-Contract dtypes (``contract_dtype``): text kinds (``str``, ``category``, ``country``) are
+Contract dtypes (``features.contracts.contract_dtype``): text kinds (``str``, ``category``, ``country``) are
 pandas ``str``; ``float`` is ``float64``; ``int`` is ``int64`` (``Int64`` when nulls are
 present); ``bool`` is ``boolean``; ``timestamp`` and ``date`` are ``datetime64[us, UTC]``.
 
@@ -27,8 +31,7 @@ its own row, and the contracts' time ranges then refuse whatever is implausible.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +42,23 @@ import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from features.contracts import REQUIRED_TABLES, TABLES, Col, Table
-from features.validation import AUXILIARY_TABLES, EXPECTED_KIND, Problem, problem_at
+from features.adapters.fdh import read_fdh
+from features.contracts import (
+    AUXILIARY_TABLES,
+    REQUIRED_TABLES,
+    TABLES,
+    TIME_DTYPE,
+    Col,
+    Table,
+    contract_dtype,
+    empty_table,
+)
+from features.problems import EXPECTED_KIND, Dataset, InvalidDataError, Problem, problem_at
+from features.validation import Report, validate_dataset
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("kycrisk", "fdh")
-TIME_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 TEXT_KINDS = ("str", "category", "country")
 # A number written where a time is due: digits with an optional sign, fraction and exponent.
 BARE_NUMBER = r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$"
@@ -54,56 +69,6 @@ EPOCH_REASON = (
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000}
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
-
-
-def contract_dtype(col: Col) -> Any:
-    """The pandas dtype a column of this contract kind has after reading (``int64`` for ints)."""
-    return {
-        "str": "str",
-        "category": "str",
-        "country": "str",
-        "float": "float64",
-        "int": "int64",
-        "bool": "boolean",
-        "timestamp": TIME_DTYPE,
-        "date": TIME_DTYPE,
-    }[col.kind]
-
-
-def empty_table(name: str) -> pd.DataFrame:
-    """An empty frame of contract table ``name``: every contract column with its contract dtype."""
-    table = TABLES[name]
-    return pd.DataFrame({c.name: pd.Series([], dtype=contract_dtype(c)) for c in table.columns})
-
-
-@dataclass
-class Dataset:
-    """Tables read from a folder, and what the reader found wrong with the files.
-
-    Unpacks as ``tables, problems = read_dataset(path)``.
-
-    Attributes:
-        tables: table name -> DataFrame (contract dtypes; ``patterns`` when present).
-        problems: problems met while reading (unreadable files, wrong types, missing tables).
-        files: table name -> file name it was read from.
-        unavailable: tables that could not be read or were missing (already reported).
-        unconverted: (table, column) -> 0-based positions whose value could not be converted
-            to the column's type (now null, already reported as a wrong type).
-        source: the folder read.
-        source_format: input layout (``"kycrisk"`` or ``"fdh"``).
-    """
-
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    unavailable: set[str] = field(default_factory=set)
-    unconverted: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
-    source: str | None = None
-    source_format: str = "kycrisk"
-
-    def __iter__(self) -> Iterator[Any]:
-        yield self.tables
-        yield self.problems
 
 
 # --- Converting a column to its contract dtype -------------------------------------------------
@@ -481,8 +446,6 @@ def read_dataset(path: Path, source: str = "kycrisk") -> Dataset:
     if not path.is_dir():
         raise NotADirectoryError(f"{path} is not a folder")
     if source == "fdh":
-        from features.adapters.fdh import read_fdh
-
         return read_fdh(path)
 
     dataset = Dataset(source=str(path), source_format=source)
@@ -547,3 +510,48 @@ def read_dataset(path: Path, source: str = "kycrisk") -> Dataset:
                 )
             )
     return dataset
+
+
+# --- Loading: read, validate, and hand over only valid data ------------------------------------
+
+
+def validate_dir(path: Path, source: str = "kycrisk") -> Report:
+    """Read a data folder and validate it; problems met while reading are in the report.
+
+    Args:
+        path: folder holding ``customers``, ``transactions``, ... as ``.parquet`` or ``.csv``
+            (or, for ``source="fdh"``, the benchmark's ``transactions.parquet``).
+        source: input layout, ``"kycrisk"`` (the contracts) or ``"fdh"``.
+
+    Returns:
+        The report.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: when ``path`` is not a folder.
+    """
+    return validate_dataset(read_dataset(Path(path), source=source))
+
+
+def load_valid_dataset(path: Path, source: str = "kycrisk") -> dict[str, pd.DataFrame]:
+    """Read and validate a data folder; return its tables only when they meet the contracts.
+
+    Later steps (feature building, training) call this so that nothing runs on invalid data.
+    Warnings are logged, not raised.
+
+    Args:
+        path: the data folder.
+        source: input layout, ``"kycrisk"`` or ``"fdh"``.
+
+    Returns:
+        Table name -> DataFrame with contract dtypes (plus ``patterns`` when present).
+
+    Raises:
+        InvalidDataError: when any error was found; its message is the text report.
+    """
+    dataset = read_dataset(Path(path), source=source)
+    report = validate_dataset(dataset)
+    if not report.ok:
+        raise InvalidDataError(report)
+    for problem in report.problems:
+        log.warning("%s", problem.to_text(report.row_counts.get(problem.table)))
+    return dataset.tables

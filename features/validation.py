@@ -18,14 +18,11 @@ Example values of personal-data columns (``Col.pii``) are never printed.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from functools import cache, partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,271 +31,29 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pa_compute
 
 from features.contracts import (
+    AUXILIARY_TABLES,
     ID_PATTERN,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
     REQUIRED_TABLES,
     TABLES,
     TEXT_PATTERN,
+    TIME_DTYPE,
     Col,
     Table,
+    contract_dtype,
+)
+from features.problems import (
+    EXPECTED_KIND,
+    MAX_EXAMPLES,
+    SEVERITIES,
+    Dataset,
+    Problem,
+    Report,
+    format_value,
+    problem_at,
 )
 from features.reference import iso_country_codes, load_reference
-
-if TYPE_CHECKING:
-    from features.io import Dataset
-
-log = logging.getLogger(__name__)
-
-SEVERITIES = ("error", "warning", "info")
-MAX_EXAMPLES = 5
-# Non-contract tables that readers and adapters may return beside the contract tables: ground
-# truth of planted patterns, for per-pattern evaluation only (never a feature). Not validated.
-AUXILIARY_TABLES = ("patterns",)
-
-# --- Problems and reports ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One kind of failure in one table (and column), with a count and a few examples.
-
-    Attributes:
-        table: contract table name (e.g. ``"transactions"``).
-        column: column concerned, or ``None`` when it is about the whole table or file.
-        reason: what is wrong, in words (e.g. ``"must be > 0"``).
-        rows: number of rows concerned; ``None`` when it is about the table, file or column
-            as a whole (a missing column, an unreadable file).
-        example_rows: up to five row numbers (1-based data rows, as in the file).
-        example_keys: the key values of those rows, when the table has a usable key.
-        example_values: the offending values of those rows (never shown for personal data).
-        severity: ``"error"`` (the data is invalid), ``"warning"`` (suspicious, or adjusted
-            by an adapter; the data stays usable) or ``"info"``.
-        check: short machine-readable code, e.g. ``"wrong_type"``, ``"dangling_reference"``.
-        file: file name the table came from, when read from a folder.
-    """
-
-    table: str
-    column: str | None
-    reason: str
-    rows: int | None = None
-    example_rows: tuple[int, ...] = ()
-    example_keys: tuple[str, ...] = ()
-    example_values: tuple[str, ...] = ()
-    severity: str = "error"
-    check: str = ""
-    file: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "table": self.table,
-            "column": self.column,
-            "check": self.check,
-            "reason": self.reason,
-            "rows": self.rows,
-            "example_rows": list(self.example_rows),
-            "example_keys": list(self.example_keys),
-            "example_values": list(self.example_values),
-            "file": self.file,
-        }
-
-    def to_text(self, table_rows: int | None = None) -> str:
-        """One line: severity, table.column, how many rows, reason, examples and file."""
-        where = self.table if self.column is None else f"{self.table}.{self.column}"
-        parts = [f"{self.severity.upper():<7} {where}:"]
-        if self.rows is not None:
-            of = f" of {table_rows:,}" if table_rows is not None else ""
-            parts.append(f"{self.rows:,}{of} row{'' if self.rows == 1 and not of else 's'}:")
-        parts.append(self.reason)
-        details = []
-        if self.example_rows:
-            more = ", ..." if self.rows is not None and self.rows > len(self.example_rows) else ""
-            details.append("rows " + ", ".join(str(r) for r in self.example_rows) + more)
-        if self.example_keys:
-            details.append("keys " + ", ".join(self.example_keys))
-        if self.example_values:
-            details.append("values " + ", ".join(self.example_values))
-        line = " ".join(parts)
-        if details:
-            line += " (" + "; ".join(details) + ")"
-        if self.file:
-            line += f" [{self.file}]"
-        return line
-
-
-@dataclass
-class Report:
-    """The outcome of validating a dataset: every problem found and the rows per table.
-
-    Attributes:
-        problems: all problems, errors first.
-        row_counts: rows read per table (tables that could not be read are absent).
-        source: the folder validated, or ``None`` for in-memory tables.
-        source_format: the input layout (``"kycrisk"`` or an adapter name such as ``"fdh"``).
-    """
-
-    problems: list[Problem] = field(default_factory=list)
-    row_counts: dict[str, int] = field(default_factory=dict)
-    source: str | None = None
-    source_format: str = "kycrisk"
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings and infos do not make data invalid)."""
-        return not self.errors
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    def summary(self) -> str:
-        """One line: valid or invalid, counts of errors and warnings, and rows per table."""
-        n_err, n_warn = len(self.errors), len(self.warnings)
-        tables = ", ".join(f"{name} {count:,}" for name, count in self.row_counts.items())
-        verdict = "VALID" if self.ok else "INVALID"
-        return (
-            f"{verdict}: {n_err} error{'s' * (n_err != 1)}, "
-            f"{n_warn} warning{'s' * (n_warn != 1)}; rows read: {tables or 'none'}"
-        )
-
-    def to_text(self) -> str:
-        """Human report: a header, one line per problem (table, column, rows, reason), a summary."""
-        where = self.source if self.source is not None else "in-memory tables"
-        lines = [f"Validation of {where} (format {self.source_format}) against the data contracts"]
-        if any(p.example_rows for p in self.problems):
-            csv_note = (
-                "; in a CSV file row n is on line n + 1"
-                if any((p.file or "").endswith(".csv") for p in self.problems)
-                else ""
-            )
-            lines.append(f"(rows are data rows numbered from 1{csv_note})")
-        lines += [p.to_text(self.row_counts.get(p.table)) for p in self.problems]
-        lines.append(self.summary())
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "source": self.source,
-            "source_format": self.source_format,
-            "errors": len(self.errors),
-            "warnings": len(self.warnings),
-            "row_counts": dict(self.row_counts),
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-
-class InvalidDataError(ValueError):
-    """Raised by ``load_valid_dataset`` when the data breaks the contracts; ``.report`` says how."""
-
-    def __init__(self, report: Report):
-        super().__init__(report.to_text())
-        self.report = report
-
-
-# --- Helpers to turn masks and positions into problems ----------------------------------------
-
-
-def _format_value(value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
-        return "null"
-    if isinstance(value, pd.Timestamp):
-        try:
-            return value.isoformat()
-        except (ValueError, OverflowError, NotImplementedError):
-            # Beyond Python's datetime range (year > 9999 in a parquet file of seconds): numpy
-            # still prints it, and a report must never fail on the value it reports.
-            return f"{np.datetime_as_string(value.to_datetime64())}+00:00"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return _truncate(text)
-
-
-def _truncate(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _key_text(value: Any) -> str:
-    """A key as it is, unless it holds what a terminal would act on (escapes, NUL): then quoted."""
-    text = str(value)
-    return _truncate(text if text.isprintable() else repr(text))
-
-
-def _key_column(table: Table, df: pd.DataFrame, usable: set[str]) -> str | None:
-    if len(table.key) == 1 and table.key[0] in df.columns and table.key[0] in usable:
-        return table.key[0]
-    return None
-
-
-def problem_at(
-    table: Table,
-    df: pd.DataFrame,
-    column: str | None,
-    positions: np.ndarray,
-    reason: str,
-    check: str,
-    *,
-    values: Iterable[Any] | None = None,
-    severity: str = "error",
-    file: str | None = None,
-    usable: set[str] | None = None,
-    formatted: bool = False,
-) -> Problem:
-    """Build a Problem for rows at 0-based ``positions`` of ``df``, with up to five examples.
-
-    Args:
-        table: the contract of ``df``.
-        df: the table, with a default RangeIndex (position = row number - 1).
-        column: the column concerned, or ``None``.
-        positions: sorted 0-based positions of the failing rows.
-        reason: what is wrong.
-        check: machine-readable code.
-        values: example values to show (defaults to ``df[column]`` at the first positions).
-        severity: ``"error"``, ``"warning"`` or ``"info"``.
-        file: the file name, when known.
-        usable: columns whose type is right (the key is shown only when it is).
-        formatted: ``values`` are already text to show as they are.
-
-    Returns:
-        The aggregated Problem.
-    """
-    first = positions[:MAX_EXAMPLES]
-    usable = set(df.columns) if usable is None else usable
-    key = _key_column(table, df, usable)
-    keys = tuple(_key_text(v) for v in df[key].iloc[first]) if key is not None else ()
-    if values is not None:
-        shown = tuple(v if formatted else _format_value(v) for v in list(values)[:MAX_EXAMPLES])
-    elif column is not None and column in df.columns:
-        shown = tuple(_format_value(v) for v in df[column].iloc[first])
-    else:
-        shown = ()
-    if shown and column in table.column_names and table.column(column).pii:
-        # Reports get printed, mailed and logged: personal data stays out of them.
-        shown, reason = (), reason + " (values not shown: personal data)"
-    return Problem(
-        table=table.name,
-        column=column,
-        reason=reason,
-        rows=int(len(positions)),
-        example_rows=tuple(int(p) + 1 for p in first),
-        example_keys=keys,
-        example_values=shown,
-        severity=severity,
-        check=check,
-        file=file,
-    )
-
 
 # --- Single-table checks: pandera schemas built from the contracts -----------------------------
 
@@ -316,32 +71,9 @@ def contract_pandas_dtype(col: Col) -> Any:
         "float": "float64",
         "int": "Int64",
         "bool": "boolean",
-        "timestamp": pd.DatetimeTZDtype("us", "UTC"),
-        "date": pd.DatetimeTZDtype("us", "UTC"),
+        "timestamp": TIME_DTYPE,
+        "date": TIME_DTYPE,
     }[col.kind]
-
-
-# How each kind is stored in memory (features.io.contract_dtype builds them) and said in reports.
-_STORED_AS = {
-    "str": "str",
-    "category": "str",
-    "country": "str",
-    "float": "float64",
-    "int": "int64",
-    "bool": "boolean",
-    "timestamp": "datetime64[us, UTC]",
-    "date": "datetime64[us, UTC]",
-}
-EXPECTED_KIND = {
-    "str": "text",
-    "category": "text",
-    "country": "text",
-    "float": "a number",
-    "int": "a whole number",
-    "bool": "a boolean (true/false/1/0)",
-    "timestamp": "an ISO 8601 timestamp",
-    "date": "an ISO 8601 date",
-}
 
 
 def _time_bound(text: str) -> pd.Timestamp:
@@ -567,86 +299,57 @@ def _schema_problems(
     failures = failures[wrong_type | ~failures["column"].isin(bad_type_cols)]
 
     for (column, check), group in failures.groupby(["column", "check"], sort=False, dropna=False):
-        index = group["index"]
-        positions = np.sort(index.dropna().to_numpy(dtype=np.int64))
-        if column not in table.column_names:
-            # Table-wide failures (e.g. a composite key) or anything unforeseen: say it verbatim.
-            text = "; ".join(str(v) for v in group["failure_case"].head(3))
-            problems.append(
-                Problem(
-                    table.name, None, f"check {check} failed: {text}", rows=len(group), check=check, file=file
-                )
-            )
-            continue
-        col = table.column(column)
-        if check.startswith("dtype("):
-            reason = (
-                f"wrong type: expected {EXPECTED_KIND[col.kind]} ({_STORED_AS[col.kind]}), found {df[column].dtype} "
-                "(features.io.conform_table converts compatible types)"
-            )
-            if len(positions) == 0:  # the whole column has the wrong dtype
-                problems.append(
-                    Problem(table.name, column, reason, rows=len(df), check="wrong_type", file=file)
-                )
-                continue
-            problems.append(
-                problem_at(
-                    table,
-                    df,
-                    column,
-                    positions,
-                    reason,
-                    "wrong_type",
-                    values=group["failure_case"],
-                    file=file,
-                    usable=usable,
-                )
-            )
-            continue
-        if check == "not_nullable":
-            skip = already_reported.get(column)
-            if skip is not None and len(skip):
-                positions = positions[~np.isin(positions, skip)]
-                if len(positions) == 0:
-                    continue
-            problems.append(
-                problem_at(
-                    table,
-                    df,
-                    column,
-                    positions,
-                    "missing value (null) in a required field",
-                    "null",
-                    values=(),
-                    file=file,
-                    usable=usable,
-                )
-            )
-            continue
-        if check in ("field_uniqueness", "multiple_fields_uniqueness"):
-            n_keys = group["failure_case"].astype(str).nunique()
-            reason = f"duplicate key: {n_keys:,} key value{'s' * (n_keys != 1)} used by more than one row"
-            problems.append(
-                problem_at(table, df, column, positions, reason, "duplicate_key", file=file, usable=usable)
-            )
-            continue
-        reason = reasons.get((column, check))
-        if reason is None or len(positions) == 0:
-            # A check that could not run (e.g. an exception on odd values): say so, verbatim.
-            text = "; ".join(str(v) for v in group["failure_case"].head(3))
-            problems.append(
-                Problem(
-                    table.name,
-                    column,
-                    f"check {check} failed: {text}",
-                    rows=len(group),
-                    check=check,
-                    file=file,
-                )
-            )
-            continue
-        problems.append(problem_at(table, df, column, positions, reason, check, file=file, usable=usable))
+        problem = _failure_problem(table, df, column, check, group, reasons, usable, file, already_reported)
+        if problem is not None:
+            problems.append(problem)
     return problems, usable
+
+
+def _failure_problem(
+    table: Table,
+    df: pd.DataFrame,
+    column: Any,
+    check: str,
+    group: pd.DataFrame,
+    reasons: Mapping[tuple[str, str], str],
+    usable: set[str],
+    file: str | None,
+    already_reported: Mapping[str, np.ndarray],
+) -> Problem | None:
+    """The problem of one (column, check) group of pandera's failure cases (``None``: already said)."""
+    positions = np.sort(group["index"].dropna().to_numpy(dtype=np.int64))
+    at = partial(problem_at, table, df, column, file=file, usable=usable)
+    known = column in table.column_names
+    reason = reasons.get((column, check)) if known else None
+    if known and check.startswith("dtype("):
+        col = table.column(column)
+        reason = (
+            f"wrong type: expected {EXPECTED_KIND[col.kind]} ({contract_dtype(col)}), found {df[column].dtype} "
+            "(features.io.conform_table converts compatible types)"
+        )
+        if len(positions) == 0:  # the whole column has the wrong dtype
+            return Problem(table.name, column, reason, rows=len(df), check="wrong_type", file=file)
+        return at(positions, reason, "wrong_type", values=group["failure_case"])
+    if known and check == "not_nullable":
+        skip = already_reported.get(column)
+        if skip is not None and len(skip):
+            positions = positions[~np.isin(positions, skip)]
+            if len(positions) == 0:
+                return None
+        return at(positions, "missing value (null) in a required field", "null", values=())
+    if known and check in ("field_uniqueness", "multiple_fields_uniqueness"):
+        n_keys = group["failure_case"].astype(str).nunique()
+        reason = f"duplicate key: {n_keys:,} key value{'s' * (n_keys != 1)} used by more than one row"
+        return at(positions, reason, "duplicate_key")
+    if reason is None or len(positions) == 0:
+        # Table-wide failures (e.g. a composite key), a check that could not run (an exception on
+        # odd values) or anything unforeseen: say it verbatim.
+        text = "; ".join(str(v) for v in group["failure_case"].head(3))
+        where = column if known else None
+        return Problem(
+            table.name, where, f"check {check} failed: {text}", rows=len(group), check=check, file=file
+        )
+    return at(positions, reason, check)
 
 
 # --- Cross-table checks: plain pandas -----------------------------------------------------------
@@ -762,7 +465,7 @@ def _time_order(
     if len(bad) == 0:
         return []
     values = [
-        f"{_format_value(pd.Timestamp(own[i], tz='UTC'))} < {_format_value(pd.Timestamp(parent[i], tz='UTC'))}"
+        f"{format_value(pd.Timestamp(own[i], tz='UTC'))} < {format_value(pd.Timestamp(parent[i], tz='UTC'))}"
         for i in bad[:MAX_EXAMPLES]
     ]
     return [
@@ -880,7 +583,7 @@ def _cross_table_problems(ctx: _Context) -> list[Problem]:
         bad = np.flatnonzero((reviewed < onboarded).to_numpy(dtype=bool, na_value=False))
         if len(bad):
             values = [
-                f"{_format_value(reviewed.iloc[i])} < {_format_value(onboarded.iloc[i])}"
+                f"{format_value(reviewed.iloc[i])} < {format_value(onboarded.iloc[i])}"
                 for i in bad[:MAX_EXAMPLES]
             ]
             problems.append(
@@ -1031,50 +734,3 @@ def validate_dataset(dataset: Dataset) -> Report:
         source=dataset.source,
         source_format=dataset.source_format,
     )
-
-
-def validate_dir(path: Path, source: str = "kycrisk") -> Report:
-    """Read a data folder and validate it; problems met while reading are in the report.
-
-    Args:
-        path: folder holding ``customers``, ``transactions``, ... as ``.parquet`` or ``.csv``
-            (or, for ``source="fdh"``, the benchmark's ``transactions.parquet``).
-        source: input layout, ``"kycrisk"`` (the contracts) or ``"fdh"``.
-
-    Returns:
-        The report.
-
-    Raises:
-        FileNotFoundError, NotADirectoryError: when ``path`` is not a folder.
-    """
-    # features.io imports Problem from this module, so it is imported here, not at the top.
-    from features.io import read_dataset
-
-    return validate_dataset(read_dataset(Path(path), source=source))
-
-
-def load_valid_dataset(path: Path, source: str = "kycrisk") -> dict[str, pd.DataFrame]:
-    """Read and validate a data folder; return its tables only when they meet the contracts.
-
-    Later steps (feature building, training) call this so that nothing runs on invalid data.
-    Warnings are logged, not raised.
-
-    Args:
-        path: the data folder.
-        source: input layout, ``"kycrisk"`` or ``"fdh"``.
-
-    Returns:
-        Table name -> DataFrame with contract dtypes (plus ``patterns`` when present).
-
-    Raises:
-        InvalidDataError: when any error was found; its message is the text report.
-    """
-    from features.io import read_dataset
-
-    dataset = read_dataset(Path(path), source=source)
-    report = validate_dataset(dataset)
-    if not report.ok:
-        raise InvalidDataError(report)
-    for problem in report.problems:
-        log.warning("%s", problem.to_text(report.row_counts.get(problem.table)))
-    return dataset.tables

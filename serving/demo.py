@@ -37,7 +37,7 @@ import httpx
 import pandas as pd
 
 from features.documents import with_check_digit
-from features.validation import load_valid_dataset
+from features.io import load_valid_dataset
 from serving.decision_log import ANCHORS_ENV, verify_path
 from serving.replay import replay_decision
 from serving.schemas import MAX_BATCH, AccountEvent, Label, Order, request_body

@@ -436,7 +436,7 @@ class Scorer:
             Counts: ``customers``, ``transactions``, ``account_events``, ``labels`` applied.
         """
         from features.assemble import screen_customers
-        from features.validation import load_valid_dataset
+        from features.io import load_valid_dataset
 
         tables = dict(load_valid_dataset(Path(data_dir), source=source))
         customers = tables["customers"]

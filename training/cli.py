@@ -81,7 +81,7 @@ def _summary_line(card: dict, out: str) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from features.validation import validate_dir
+    from features.io import validate_dir
 
     report = validate_dir(Path(args.dir), source=args.source)
     print(report.to_json() if args.json else report.to_text())
@@ -93,8 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded defaults: generate, validate, train, promote, serve and score, verify."""
+    from features.io import validate_dir
     from features.synthetic import generate, write_dataset
-    from features.validation import validate_dir
     from training.run import train_fraud
     from training.run_risk import train_risk
 
@@ -163,7 +163,7 @@ def _feature_set(name: str):
 
 def cmd_features_build(args: argparse.Namespace) -> int:
     from features.batch import compute_features
-    from features.validation import load_valid_dataset
+    from features.io import load_valid_dataset
 
     feature_set = _feature_set(args.feature_set)
     tables = load_valid_dataset(Path(args.data), source=args.source)

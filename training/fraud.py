@@ -85,7 +85,7 @@ def assemble(
     """Build the fraud model's input for every transaction, point in time.
 
     Args:
-        tables: validated contract tables (``features.validation.load_valid_dataset``).
+        tables: validated contract tables (``features.io.load_valid_dataset``).
         feature_set: registered history feature set.
         screener: a fitted watchlist screener (fitted on ``tables["watchlist"]`` when None and
             the watchlist is not empty).

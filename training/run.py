@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import describe_feature_set
-from features.validation import load_valid_dataset
+from features.io import load_valid_dataset
 from training import fraud, plots, tracking
 from training import metrics as M
 from training.explain import contributions

@@ -43,9 +43,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contracts import TABLES
-from features.io import Dataset, contract_dtype, empty_table
-from features.validation import Problem, problem_at
+from features.contracts import TABLES, contract_dtype, empty_table
+from features.problems import Dataset, Problem, problem_at
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +247,7 @@ def read_fdh(path: Path, *, min_amount: float | None = MIN_AMOUNT) -> Dataset:
         min_amount: see ``adapt_fdh``.
 
     Returns:
-        A ``features.io.Dataset`` (format ``"fdh"``) with the adapted tables and problems.
+        A ``features.problems.Dataset`` (format ``"fdh"``) with the adapted tables and problems.
     """
     path = Path(path)
     dataset = Dataset(source=str(path), source_format="fdh")
@@ -306,7 +305,7 @@ def load_fdh(path: Path, *, min_amount: float | None = MIN_AMOUNT) -> dict[str, 
     Returns:
         ``customers``, ``transactions``, ``account_events``, ``watchlist``, ``labels`` with
         contract dtypes, and ``patterns`` (never a feature). Adjustments are logged as warnings;
-        ``features.validation.validate_dir(path, source="fdh")`` reports them with counts.
+        ``features.io.validate_dir(path, source="fdh")`` reports them with counts.
 
     Raises:
         FileNotFoundError: when ``transactions.parquet`` is missing.

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from features.adapters.fdh import adapt_fdh, load_fdh
-from features.contracts import TABLES
-from features.io import empty_table
-from features.validation import validate_dir, validate_tables
-from training.cli import main
+from features.contracts import TABLES, empty_table
+from features.io import validate_dir
+from features.validation import validate_tables
+from serving.cli import main
 
 FDH_DIR = Path(__file__).parents[2].parent / "shared" / "benchmarks" / "fdh"
 

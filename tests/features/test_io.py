@@ -15,11 +15,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from features.contracts import TABLES
-from features.io import TIME_DTYPE, conform_table, contract_dtype, empty_table, read_dataset
-from features.validation import validate_dir
+from features.contracts import TABLES, TIME_DTYPE, contract_dtype, empty_table
+from features.io import conform_table, read_dataset, validate_dir
 from tests.features.test_validation import valid_tables
-from training.cli import main
+from serving.cli import main
 
 
 def write(folder: Path, tables: dict[str, pd.DataFrame], fmt: str = "parquet") -> Path:

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from features import validation
-from features.contracts import ID_PATTERN, TABLES, TEXT_PATTERN
-from features.io import TIME_DTYPE, contract_dtype
-from features.validation import InvalidDataError, Problem, Report, load_valid_dataset, validate_tables
+from features.contracts import ID_PATTERN, TABLES, TEXT_PATTERN, TIME_DTYPE, contract_dtype
+from features.io import load_valid_dataset
+from features.problems import InvalidDataError, Problem, Report
+from features.validation import validate_tables
 
 
 def column(table: str, name: str, values: list) -> pd.Series:
