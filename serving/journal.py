@@ -35,7 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from serving.decision_log import DecisionLog, decode_json, encode_json
+from serving.decision_log import DecisionLog
+from serving.decision_log.canonical import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 

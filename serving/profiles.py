@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from features.assemble import SCREEN_COLUMNS
 from features.contracts import CUSTOMERS, DEFAULT_TIME_RANGE
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS
-from serving.decision_log import decode_json, encode_json
+from serving.decision_log.canonical import decode_json, encode_json
 from serving.history import connect_wal
 from serving.secrets_config import STATE_KEY_BYTES, STATE_KEY_ENV
 

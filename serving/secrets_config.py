@@ -30,7 +30,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from serving.decision_log import KEY_ENV, MIN_SECRET_BYTES, SALT_ENV
+from serving.decision_log.keys import KEY_ENV, MIN_SECRET_BYTES, SALT_ENV
 
 __all__ = [
     "KEY_ENV",

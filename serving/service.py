@@ -95,7 +95,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.decision_log import encode_json
+from serving.decision_log.canonical import encode_json
 from serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,

@@ -24,19 +24,14 @@ import training.policy  # loaded before fork(): the children need not import pan
 from features.contracts import TABLES
 from serving.decision_log import (
     DEFAULT_PII_FIELDS,
-    MASKED_COLUMNS,
-    PII_COLUMNS,
     DecisionLog,
     DecisionRecord,
     DuplicateDecisionError,
-    decode_json,
-    encode_json,
-    mask,
-    minimise_request,
     new_decision_id,
-    pseudonymise,
     verify_path,
 )
+from serving.decision_log.canonical import decode_json, encode_json
+from serving.decision_log.personal import MASKED_COLUMNS, PII_COLUMNS, mask, minimise_request, pseudonymise
 
 SALT = b"test-salt-0123456789abcdef"
 KEY = b"test-hmac-key-0123456789abcdef"
