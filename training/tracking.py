@@ -1,5 +1,9 @@
 """The one module that talks to MLflow: store configuration, run logging, model logging, registry and promotion.
 
+Its length (~1,000 lines) is the price of that rule (DESIGN.md section 5): every MLflow call, and the
+workarounds MLflow's API needs (name sanitising, skops trusted types, dataset digests), sits here so
+that no other module imports ``mlflow``. The gate's pure rules live in ``training.gate``.
+
 Store. ``configure()`` (called explicitly by commands, never at import) points tracking and registry
 at, in order: its ``tracking_uri`` argument, ``MLFLOW_TRACKING_URI`` (e.g. an MLflow server: no code
 change needed), ``sqlite:///$KYCRISK_MLFLOW_DIR/mlflow.db``, and by default
@@ -54,6 +58,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
+
+from training.gate import Check, Gate, PromotionResult, apply_gate, compared, describe_failures
 
 log = logging.getLogger(__name__)
 
@@ -892,171 +898,8 @@ def load_model(name: str, alias: str = CHAMPION) -> LoadedModel:
 # --- promotion --------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Gate:
-    """What a challenger must show to replace the champion; JSON-serialisable.
-
-    Attributes:
-        metrics: Metrics on which the challenger must be at least as good as the champion.
-        tolerance: Absolute slack: pass if challenger >= champion - tolerance (<= + for
-            ``lower_is_better``).
-        lower_is_better: Names in ``metrics`` where smaller is better (e.g. expected cost).
-        fairness_min: Bounds the challenger's own metrics must meet, e.g. ``{"fpr_ratio_min": 0.8}``.
-        fairness_max: Upper bounds, e.g. ``{"fpr_ratio_max": 1.25}``.
-
-    A missing or non-finite metric fails its check: the gate fails closed.
-    """
-
-    metrics: tuple[str, ...] = ("average_precision", "recall_at_1pct_fpr", "auc")
-    tolerance: float = 0.0
-    lower_is_better: tuple[str, ...] = ()
-    fairness_min: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    fairness_max: Mapping[str, float] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", tuple(self.metrics))
-        object.__setattr__(self, "lower_is_better", tuple(self.lower_is_better))
-        object.__setattr__(
-            self, "fairness_min", {str(k): float(v) for k, v in dict(self.fairness_min).items()}
-        )
-        object.__setattr__(
-            self, "fairness_max", {str(k): float(v) for k, v in dict(self.fairness_max).items()}
-        )
-        if self.tolerance < 0 or not math.isfinite(self.tolerance):
-            raise ValueError(f"tolerance must be a finite number >= 0, got {self.tolerance}")
-        unknown = set(self.lower_is_better) - set(self.metrics)
-        if unknown:
-            raise ValueError(f"lower_is_better names metrics not in the gate: {sorted(unknown)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (lists for tuples) for JSON/YAML."""
-        return {
-            "metrics": list(self.metrics),
-            "tolerance": self.tolerance,
-            "lower_is_better": list(self.lower_is_better),
-            "fairness_min": dict(self.fairness_min),
-            "fairness_max": dict(self.fairness_max),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Gate:
-        """Inverse of ``to_dict``; unknown keys raise ``ValueError``."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown gate keys: {sorted(unknown)}")
-        return cls(**data)
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One comparison or bound the gate applied."""
-
-    kind: str  # "metric" | "fairness_min" | "fairness_max" | "presence"
-    metric: str
-    challenger: float | None
-    reference: float | None  # champion value or bound
-    passed: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class PromotionResult:
-    """The outcome of ``promote``; the same facts are tagged on the challenger's version."""
-
-    model_name: str
-    decision: str  # "promoted" | "refused"
-    reason: str
-    challenger_version: str
-    champion_version: str | None  # champion before the decision
-    time_utc: str
-    gate: dict[str, Any]
-    metrics: dict[str, dict[str, float] | None]  # {"challenger": {...}, "champion": {...} or None}
-    checks: tuple[Check, ...] = ()
-
-    @property
-    def promoted(self) -> bool:
-        return self.decision == "promoted"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON output."""
-        out = dataclasses.asdict(self)
-        out["checks"] = [dataclasses.asdict(c) for c in self.checks]
-        return out
-
-
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def apply_gate(gate: Gate, challenger: Mapping[str, Any], champion: Mapping[str, Any] | None) -> list[Check]:
-    """The gate's checks for a challenger's (and the champion's) metrics; pure, no MLflow.
-
-    Args:
-        gate: The gate.
-        challenger: Challenger's metrics on the evaluation data.
-        champion: Champion's metrics on the same data, or None when there is no champion (then
-            only presence and fairness bounds are checked).
-
-    Returns:
-        One ``Check`` per gate metric and bound.
-    """
-    checks = []
-    for metric in gate.metrics:
-        mine = _finite(challenger.get(metric))
-        if champion is None:
-            checks.append(Check("presence", metric, mine, None, mine is not None))
-            continue
-        theirs = _finite(champion.get(metric))
-        if mine is None or theirs is None:
-            passed = False
-        elif metric in gate.lower_is_better:
-            passed = mine <= theirs + gate.tolerance
-        else:
-            passed = mine >= theirs - gate.tolerance
-        checks.append(Check("metric", metric, mine, theirs, passed))
-    for metric, bound in gate.fairness_min.items():
-        mine = _finite(challenger.get(metric))
-        checks.append(Check("fairness_min", metric, mine, bound, mine is not None and mine >= bound))
-    for metric, bound in gate.fairness_max.items():
-        mine = _finite(challenger.get(metric))
-        checks.append(Check("fairness_max", metric, mine, bound, mine is not None and mine <= bound))
-    return checks
-
-
-def _describe_failures(failed: list[Check]) -> str:
-    words = {
-        "metric": "worse than champion",
-        "presence": "missing",
-        "fairness_min": "below",
-        "fairness_max": "above",
-    }
-    parts = []
-    for check in failed:
-        if check.challenger is None:
-            parts.append(f"{check.metric} missing or not finite")
-        elif check.kind == "metric":
-            parts.append(f"{check.metric} {check.challenger:.6g} {words['metric']} {check.reference:.6g}")
-        elif check.reference is None:
-            parts.append(f"{check.metric} {words[check.kind]}")
-        else:
-            parts.append(
-                f"{check.metric} {check.challenger:.6g} {words[check.kind]} bound {check.reference:.6g}"
-            )
-    return "; ".join(parts)
-
-
-def _compared(gate: Gate, metrics: Mapping[str, Any] | None) -> dict[str, float | None] | None:
-    if metrics is None:
-        return None
-    keys = [*gate.metrics, *gate.fairness_min, *gate.fairness_max]
-    return {key: _finite(metrics.get(key)) for key in dict.fromkeys(keys)}
 
 
 def _record(client: MlflowClient, result: PromotionResult) -> None:
@@ -1119,7 +962,7 @@ def promote(name: str, evaluate: Callable[[str], Mapping[str, float]], gate: Gat
             champion_version=champ_v,
             time_utc=_utc_now(),
             gate=gate.to_dict(),
-            metrics={"challenger": _compared(gate, chal_m), "champion": _compared(gate, champ_m)},
+            metrics={"challenger": compared(gate, chal_m), "champion": compared(gate, champ_m)},
             checks=tuple(checks),
         )
 
@@ -1143,7 +986,7 @@ def promote(name: str, evaluate: Callable[[str], Mapping[str, float]], gate: Gat
     failed = [c for c in checks if not c.passed]
     if failed:
         outcome = result(
-            "refused", _describe_failures(failed), evaluated["challenger"], evaluated.get("champion"), checks
+            "refused", describe_failures(failed), evaluated["challenger"], evaluated.get("champion"), checks
         )
         _record(client, outcome)
         log.info("model %s version %s refused: %s", name, chal_v, outcome.reason)
