@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import validation
 from features.contracts import ID_PATTERN, TABLES, TEXT_PATTERN, TIME_DTYPE, contract_dtype
 from features.io import load_valid_dataset
 from features.problems import InvalidDataError, Problem, Report
-from features.validation import validate_tables
+from features.validation import cross_table, single_table, validate_tables
 
 
 def column(table: str, name: str, values: list) -> pd.Series:
@@ -516,7 +515,7 @@ def test_an_amount_whose_usd_value_overflows(tables):
 
 def test_usd_overflow_is_caught_even_below_the_amount_bound(tables, monkeypatch):
     # MAX_AMOUNT keeps the committed rates safe; a rate table that changed must not poison the state.
-    monkeypatch.setattr(validation, "_usd_per_unit", lambda: {"USD": 1.0, "EUR": 1e300, "CNY": 0.14})
+    monkeypatch.setattr(cross_table, "_usd_per_unit", lambda: {"USD": 1.0, "EUR": 1e300, "CNY": 0.14})
     tables["transactions"].loc[0, "amount"] = 1e12
     problem = only(validate_tables(tables), "usd_not_finite")
     assert (problem.example_rows, problem.reason) == (
@@ -695,7 +694,7 @@ def test_the_fast_pattern_checks_agree_with_the_contract_patterns(pattern):
         "\U0001f600",
     ]
     expected = [re.fullmatch(pattern, s) is not None for s in samples]
-    got = validation._fullmatch(pattern)(pd.Series(samples, dtype="str")).tolist()
+    got = single_table._fullmatch(pattern)(pd.Series(samples, dtype="str")).tolist()
     assert got == expected
 
 
