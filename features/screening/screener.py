@@ -1,37 +1,10 @@
-"""Sanctions and PEP screening: fuzzy matching of customer names (any script) against the watchlist.
+"""The watchlist screener: a fitted name index, blocking, and the scores of names against it.
 
 ``WatchlistScreener`` (scikit-learn conventions) learns a name index from the ``watchlist`` table
 and screens a table of names (``screen``) or one name (``screen_one``, for serving), returning
-for each name the best entry with its score and the evidence behind it.
-
-How a name is compared (``parse_name``, ``phonetic_key``, ``skeleton_key``; the same for list
-names, aliases and customer names):
-
-1. **Transliteration.** Every word goes through ``anyascii`` (Cyrillic, Greek, Arabic, Hebrew,
-   CJK; accents and other diacritics go too). Three fix-ups come first: a Chinese or Korean name
-   written without spaces becomes ``surname given-name`` (``毛泽东`` -> ``mao zedong``), the
-   Arabic article glued to a word is split off (``الأسد`` -> ``al 'sd``), and Greek ``ου`` is
-   written ``ou`` (anyascii writes ``oy``).
-2. **Cleaning.** Lower case; apostrophes and dots are deleted (``O'Brien`` -> ``obrien``,
-   ``L.L.C.`` -> ``llc``); other punctuation separates tokens (``al-Assad`` -> ``al assad``).
-   Leading honorifics (Mr, Dr, Sheikh, Gen, ...), trailing generational suffixes (Jr, III, PhD)
-   and legal forms at either end (LLC, Ltd, GmbH, OOO, Sp. z o.o., ...) are removed, only from
-   words written in Latin script (the Arabic name عمر, Omar, transliterates to "mr"). Legal forms
-   lead in Russian (``OOO Romashka``) and trail elsewhere; removing them only at the ends keeps a
-   name token such as "Sa" or "Ao" inside a name.
-3. **Phonetic-ish key** for alphabetic scripts, per token: digraphs to one letter (shch/sch->sh,
-   tsch/tch->ch, dzh/dj/zh->j, ph->f, kh->h, gh->g, th->t, dh->d, ck/q/c->k with ch kept, x->ks),
-   w->v, y->i, then three vowel classes (ou/oo/o/u->u, ee/ie/ei/i->i, e/a->a), doubled letters to
-   one and a final ``h`` after a vowel dropped. So Mohammed / Muhammad / Mohamed ->
-   ``muhamad``, Sergei / Sergey -> ``sargi``, Zaitsev / Zaytsev, Omar / Umar and Abdullah /
-   Abdulla coincide, and Aleksandr / Alexander end one letter apart. The vowels are merged into
-   classes rather than dropped so that short different names stay apart. The Arabic particles
-   al/el/ul/bin/ibn/bint are left out of the keys while another token remains.
-4. **Consonant skeleton** for abjad scripts (Arabic, Persian, Urdu, Hebrew), which do not write
-   short vowels: ``محمد حسن`` transliterates to ``mhmd hsn``. A name written in such a script is
-   compared on skeletons only (the consonant rules, then vowels and the long-vowel letters w and
-   y removed, so Mohammed Hassan -> ``mhmd hsn`` too). Skeletons collide more (Hassan and Hussein
-   are both ``hsn``), hence ``abjad_penalty``.
+for each name the best entry with its score and the evidence behind it. Names are prepared by
+``features.screening.names``; the evidence categories and output columns are declared in
+``features.screening.evidence``.
 
 Name score (0-100). rapidfuzz's normalised Indel similarity ``fuzz.ratio``, best of three:
 
@@ -76,338 +49,46 @@ reliably found; joined and split names ("Abdulrahman" / "Abdul Rahman") score lo
 
 from __future__ import annotations
 
-import functools
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from anyascii import anyascii
 from rapidfuzz import fuzz, process
 from sklearn.base import BaseEstimator
 
-__all__ = [
-    "DOB_EXACT",
-    "DOB_MISMATCH",
-    "DOB_UNKNOWN",
-    "DOB_YEAR",
-    "COUNTRY_MATCH",
-    "COUNTRY_MISMATCH",
-    "COUNTRY_UNKNOWN",
-    "OUTPUT_COLUMNS",
-    "WATCHLIST_REQUIRED_COLUMNS",
-    "WatchlistScreener",
-    "parse_name",
-    "phonetic_key",
-    "skeleton_key",
-]
-
-# --- Evidence categories and output ------------------------------------------------------------
-
-DOB_EXACT, DOB_YEAR, DOB_MISMATCH, DOB_UNKNOWN = "exact", "year", "mismatch", "unknown"
-COUNTRY_MATCH, COUNTRY_MISMATCH, COUNTRY_UNKNOWN = "match", "mismatch", "unknown"
-_DOB_CATEGORIES = (DOB_EXACT, DOB_YEAR, DOB_MISMATCH, DOB_UNKNOWN)
-_COUNTRY_CATEGORIES = (COUNTRY_MATCH, COUNTRY_MISMATCH, COUNTRY_UNKNOWN)
-
-STATUS_HIT, STATUS_REVIEW, STATUS_CLEAR = "hit", "review", "clear"
-
-# Points added to the name score. A name without a birth date to corroborate it loses 8 points,
-# so that an exact name alone is a possible match (92, review) and becomes a hit with the birth
-# date (100); the same year only (94, or 96 with the country) is weak corroboration, as common
-# names are listed many times. A conflicting birth date costs far more than an agreeing one
-# earns: an exact common name with another birth date (80, clear) ends clearly below a true hit
-# with a typo and the right birth date (90-93 + 5). Country evidence is weak on purpose: listed
-# people live and hold nationalities elsewhere.
-DEFAULT_DOB_POINTS: Mapping[str, float] = {
-    DOB_EXACT: 5.0,
-    DOB_YEAR: -6.0,
-    DOB_MISMATCH: -20.0,
-    DOB_UNKNOWN: -8.0,
-}
-DEFAULT_COUNTRY_POINTS: Mapping[str, float] = {
-    COUNTRY_MATCH: 2.0,
-    COUNTRY_MISMATCH: -2.0,
-    COUNTRY_UNKNOWN: 0.0,
-}
+from features.screening.evidence import (
+    COUNTRY_CATEGORIES,
+    DEFAULT_COUNTRY_POINTS,
+    DEFAULT_DOB_POINTS,
+    DOB_CATEGORIES,
+    NAT,
+    NS_PER_DAY,
+    OUTPUT_COLUMNS,
+    STATUS_CLEAR,
+    STATUS_HIT,
+    STATUS_REVIEW,
+    country_category,
+    country_text,
+    dob_category,
+    empty_output,
+    output_frame,
+    scalar_ns,
+    to_days,
+    to_ns,
+    years,
+)
+from features.screening.names import ParsedName, deletion_keys, name_forms, name_variants, parse_name
 
 WATCHLIST_REQUIRED_COLUMNS = ("entry_id", "list_type", "full_name", "aliases", "birth_date", "country")
 _LIST_TYPES = ("sanction", "pep")
 
-OUTPUT_COLUMNS = (
-    "screen_score",
-    "screen_name_score",
-    "screen_status",
-    "screen_list_type",
-    "screen_entry_id",
-    "screen_entry_name",
-    "screen_matched_name",
-    "screen_dob_match",
-    "screen_country_match",
-)
-
-# --- Name normalisation ------------------------------------------------------------------------
-
-# Titles that are also common names are left out: "He" (His Excellency) is a frequent Chinese
-# surname, and Don, Major, Judge or Lord are given names or surnames too.
-_HONORIFICS = frozenset(
-    """mr mrs ms miss mx mister madam madame mme mlle dr doctor prof professor sir dame
-    sheikh shaikh sheik shaykh haji hajji hadji alhaji imam mullah ayatollah gen general col colonel
-    maj capt captain lt lieutenant sgt adm admiral cmdr commander brig rev reverend
-    honorable honourable excellency herr frau senor senora sra srta""".split()
-)
-_GENERATIONAL = frozenset("jr junior sr senior ii iii iv phd md esq".split())
-_LEGAL_FORMS = frozenset(
-    """llc ltd limited inc incorporated corp corporation co company plc gmbh ag kg ohg ug mbh sa sas
-    sarl srl spa bv nv oy oyj ab asa aps pte pty pvt llp lp ooo oao zao pao ao tov pat fze fzco fzc
-    fzllc jsc ojsc cjsc pjsc kft sro doo dd ad kk bhd sdn tbk the""".split()
-)
-# Legal forms written as several tokens once dots are gone ("Sp. z o.o." -> "sp z oo").
-_LEGAL_PHRASES = (("sp", "z", "oo"), ("s", "de", "rl"), ("sa", "de", "cv"), ("s", "a"), ("co", "ltd"))
-_AFFIX_WORDS = _HONORIFICS | _GENERATIONAL | _LEGAL_FORMS | {w for phrase in _LEGAL_PHRASES for w in phrase}
-_PARTICLES = frozenset("al el ul bin ibn bint binti".split())
-
-_ABJAD = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
-_CJK_WORD = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]{2,}$")
-_ARABIC_ARTICLE = "\u0627\u0644"  # "ال"
-_DELETED = re.compile(r"[.'`\u2018\u2019\u02bb\u02bc\u02bf\u02be]")
-_SEPARATORS = re.compile(r"[^a-z0-9]+")
-
-# Ordered: longer digraphs first; "ch" is protected from the c->k rule by a placeholder.
-_CONSONANT_RULES = (
-    ("shch", "sh"),
-    ("tsch", "0"),
-    ("sch", "sh"),
-    ("tch", "0"),
-    ("ch", "0"),
-    ("dzh", "j"),
-    ("dj", "j"),
-    ("zh", "j"),
-    ("ph", "f"),
-    ("kh", "h"),
-    ("gh", "g"),
-    ("th", "t"),
-    ("dh", "d"),
-    ("ck", "k"),
-    ("q", "k"),
-    ("c", "k"),
-    ("0", "ch"),
-    ("x", "ks"),
-)
-# Vowels fall into three classes (a/e, i/y, o/u) after the common digraphs are merged: the
-# romanisations of one name differ mostly inside a class (Mohammed / Muhammad, Sergei / Sergey,
-# Omar / Umar), while keeping the classes apart keeps short different names apart.
-_VOWEL_RULES = (
-    ("w", "v"),
-    ("y", "i"),
-    ("ou", "u"),
-    ("oo", "u"),
-    ("o", "u"),
-    ("ee", "i"),
-    ("ie", "i"),
-    ("ei", "i"),
-    ("e", "a"),
-)
-_DOUBLE = re.compile(r"(.)\1+")
-_SKELETON_DROP = re.compile(r"[aeiouwy]")
-# Greek upsilon after omicron is the vowel "ou"; anyascii writes "oy" (Papadopoylos).
-_GREEK_OU = re.compile("[οό][υύ]|Ο[ΥΎ]|Ο[υύ]")
-
-
-@dataclass(frozen=True)
-class ParsedName:
-    """A name after transliteration and cleaning.
-
-    Attributes:
-        tokens: cleaned ASCII tokens in written order (empty when nothing is left).
-        abjad: whether the name was written in an abjad script (Arabic, Hebrew, ...), so that it
-            can only be compared on consonant skeletons.
-    """
-
-    tokens: tuple[str, ...]
-    abjad: bool
-
-
-def _transliterate_word(word: str) -> str:
-    if _CJK_WORD.match(word):
-        # Chinese and Korean names are written surname first without spaces; the lists write
-        # "Mao Zedong", anyascii alone would give "MaoZeDong".
-        syllables = [anyascii(ch) for ch in word]
-        return f"{syllables[0]} {''.join(syllables[1:])}"
-    if word.startswith(_ARABIC_ARTICLE) and len(word) > 3:
-        return "al " + anyascii(word[2:])
-    return anyascii(_GREEK_OU.sub("ou", word))
-
-
-def _strip_affixes(tokens: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
-    """Remove honorifics, generational suffixes and legal forms written in Latin script.
-
-    Only Latin-script words are candidates: the Arabic name Omar (عمر) transliterates to "mr".
-    """
-
-    def words(part: list[tuple[str, bool]]) -> tuple[str, ...]:
-        return tuple(t if latin else "" for t, latin in part)
-
-    if not tokens or (tokens[0][0] not in _AFFIX_WORDS and tokens[-1][0] not in _AFFIX_WORDS):
-        return tokens  # the common case, checked cheaply
-    changed = True
-    while tokens and changed:
-        changed = False
-        for phrase in _LEGAL_PHRASES:
-            n = len(phrase)
-            if len(tokens) > n and words(tokens[-n:]) == phrase:
-                tokens, changed = tokens[:-n], True
-            if len(tokens) > n and words(tokens[:n]) == phrase:
-                tokens, changed = tokens[n:], True
-        first, last = words(tokens[:1]), words(tokens[-1:])
-        if first and (first[0] in _HONORIFICS or first[0] in _LEGAL_FORMS):
-            tokens, changed = tokens[1:], True
-        elif last and (last[0] in _GENERATIONAL or last[0] in _LEGAL_FORMS):
-            tokens, changed = tokens[:-1], True
-    return tokens
-
-
-@functools.lru_cache(maxsize=200_000)
-def parse_name(name: str | None) -> ParsedName:
-    """Transliterate and clean a name into comparable tokens.
-
-    Args:
-        name: a person's or business's name in any script; ``None``, NaN or blank give no tokens.
-
-    Returns:
-        The cleaned tokens (written order) and whether the name was in an abjad script.
-    """
-    if not isinstance(name, str) or not name.strip():
-        return ParsedName((), False)
-    text = unicodedata.normalize("NFKC", name)
-    tokens: list[tuple[str, bool]] = []
-    for word in text.split():
-        latin = all(ord(ch) < 0x250 or not ch.isalpha() for ch in word)
-        ascii_word = _DELETED.sub("", _transliterate_word(word).lower())
-        tokens += [(t, latin) for t in _SEPARATORS.split(ascii_word) if t]
-    return ParsedName(tuple(t for t, _ in _strip_affixes(tokens)), bool(_ABJAD.search(text)))
-
-
-@functools.lru_cache(maxsize=200_000)
-def phonetic_key(token: str) -> str:
-    """Return the phonetic-ish key of one cleaned token (see the module docstring, step 3)."""
-    key = token
-    for old, new in _CONSONANT_RULES + _VOWEL_RULES:
-        key = key.replace(old, new)
-    key = _DOUBLE.sub(r"\1", key)
-    if len(key) > 2 and key[-1] == "h" and key[-2] in "aiu":
-        key = key[:-1]  # Abdullah / Abdulla, Sarah / Sara
-    return key
-
-
-@functools.lru_cache(maxsize=200_000)
-def skeleton_key(token: str) -> str:
-    """Return the consonant skeleton of one cleaned token (see the module docstring, step 4)."""
-    key = token
-    for old, new in _CONSONANT_RULES:
-        key = key.replace(old, new)
-    key = _DOUBLE.sub(r"\1", _SKELETON_DROP.sub("", key))
-    if len(key) > 2 and key.endswith("h"):
-        key = key[:-1]  # ta marbuta and the final h of Abdullah / Fatimah, written or not
-    return key
-
-
-@functools.lru_cache(maxsize=400_000)
-def _forms(tokens: tuple[str, ...]) -> tuple[str, str, str, str]:
-    """Return the raw (sorted and as written), phonetic (sorted) and skeleton (sorted) strings."""
-    kept = [t for t in tokens if t not in _PARTICLES] or list(tokens)
-    phon = sorted(phonetic_key(t) for t in kept)
-    skel = sorted(k for k in (skeleton_key(t) for t in kept) if k)
-    return " ".join(sorted(tokens)), " ".join(tokens), " ".join(phon), " ".join(skel)
-
-
-@functools.lru_cache(maxsize=400_000)
-def _variants(tokens: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], bool], ...]:
-    """Return the name and its partial forms, each flagged ``True`` when partial.
-
-    Partial forms leave out one middle token (a patronymic, a second given name) or, from four
-    tokens, keep the first and last only. Particles (al, bin, ...) are not counted as tokens:
-    "Ali al-Khatib" has no middle name to leave out.
-    """
-    out: list[tuple[tuple[str, ...], bool]] = [(tokens, False)]
-    core = tuple(t for t in tokens if t not in _PARTICLES)
-    n = len(core)
-    if n >= 3:
-        seen = {tokens}
-        partial = [core[:i] + core[i + 1 :] for i in range(1, n - 1)] if n <= 6 else []
-        if n >= 4:
-            partial.append((core[0], core[-1]))
-        for p in partial:
-            if p not in seen:
-                seen.add(p)
-                out.append((p, True))
-    return tuple(out)
-
-
-def _deletion_keys(key: str, min_len: int) -> set[str]:
-    if len(key) < min_len:
-        return {key}
-    return {key} | {key[:i] + key[i + 1 :] for i in range(len(key))}
-
-
-# --- Dates, countries, times -------------------------------------------------------------------
-
-_NAT = np.iinfo(np.int64).min
-_NS_PER_DAY = 86_400 * 10**9
 # Blocks with at least this many rows, reached by at least that many names of a batch, are
 # scored for all those names at once; and the most cells (name forms x rows) scored in one
 # call, to bound memory.
 _LARGE_BLOCK = 256
 _MIN_SHARED = 4
 _CELLS = 2_000_000
-
-
-def _utc_stamps(values: Any) -> pd.Series:
-    """Timestamps as a tz-aware UTC Series; naive ones are taken as UTC, unparseable ones as NaT."""
-    if isinstance(values, pd.Series) and pd.api.types.is_datetime64_any_dtype(values):
-        stamps = values  # already typed (the contracts' columns): no per-element parsing
-        return stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
-    return pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce", format="mixed")
-
-
-def _to_days(values: Any) -> np.ndarray:
-    """Dates (any of str, datetime, Timestamp, tz-aware or not) to int64 days; NaT -> ``_NAT``."""
-    return _utc_stamps(values).dt.tz_localize(None).to_numpy(dtype="datetime64[D]").astype(np.int64)
-
-
-def _to_ns(values: Any) -> np.ndarray:
-    """Timestamps to int64 UTC nanoseconds; naive ones are taken as UTC; NaT -> ``_NAT``."""
-    return _utc_stamps(values).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-
-
-def _scalar_ns(value: Any) -> int:
-    """One timestamp to int64 UTC nanoseconds (naive taken as UTC); null or unparseable -> ``_NAT``."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return _NAT
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return _NAT
-    if stamp is pd.NaT:
-        return _NAT
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.as_unit("ns").value)
-
-
-def _years(days: np.ndarray) -> np.ndarray:
-    years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64)
-    return np.where(days == _NAT, _NAT, years)
-
-
-def _country(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip().upper()
-    return None
-
-
-# --- The screener ------------------------------------------------------------------------------
 
 
 class WatchlistScreener(BaseEstimator):
@@ -501,11 +182,11 @@ class WatchlistScreener(BaseEstimator):
         names = wl["full_name"]
         _check(names.isna() | (names.astype(str).str.strip() == ""), "full_name", "is empty")
         birth = wl["birth_date"]
-        birth_days = _to_days(birth)
-        _check(birth.notna() & (birth_days == _NAT), "birth_date", "is not a date")
-        listed_ns = _to_ns(wl["listed_at"]) if "listed_at" in wl.columns else np.full(len(wl), _NAT)
+        birth_days = to_days(birth)
+        _check(birth.notna() & (birth_days == NAT), "birth_date", "is not a date")
+        listed_ns = to_ns(wl["listed_at"]) if "listed_at" in wl.columns else np.full(len(wl), NAT)
         if "listed_at" in wl.columns:
-            _check(wl["listed_at"].notna() & (listed_ns == _NAT), "listed_at", "is not a timestamp")
+            _check(wl["listed_at"].notna() & (listed_ns == NAT), "listed_at", "is not a timestamp")
 
         self.dob_points_ = {**DEFAULT_DOB_POINTS, **(self.dob_points or {})}
         self.country_points_ = {**DEFAULT_COUNTRY_POINTS, **(self.country_points or {})}
@@ -515,10 +196,10 @@ class WatchlistScreener(BaseEstimator):
         self.entry_is_pep_ = self.entry_list_type_ == "pep"
         self.entry_name_ = names.astype(str).to_numpy(dtype=object)
         self.entry_dob_ = birth_days
-        self.entry_year_ = _years(birth_days)
+        self.entry_year_ = years(birth_days)
         # Entries never listed (null listed_at) are always visible: the smallest time.
         self.entry_listed_ns_ = listed_ns
-        countries = [_country(c) for c in wl["country"]]
+        countries = [country_text(c) for c in wl["country"]]
         self.country_codes_ = {c: i for i, c in enumerate(sorted({c for c in countries if c}))}
         self.entry_country_ = np.array([self.country_codes_.get(c, -1) for c in countries], dtype=np.int32)
         self._build_rows(wl)
@@ -535,7 +216,7 @@ class WatchlistScreener(BaseEstimator):
             value = getattr(self, name)
             if not 0 <= value <= 100:
                 raise ValueError(f"{name} must be within 0-100, got {value!r}")
-        for name, allowed in (("dob_points", _DOB_CATEGORIES), ("country_points", _COUNTRY_CATEGORIES)):
+        for name, allowed in (("dob_points", DOB_CATEGORIES), ("country_points", COUNTRY_CATEGORIES)):
             unknown = set(getattr(self, name) or {}) - set(allowed)
             if unknown:
                 raise ValueError(f"{name} has unknown categories {sorted(unknown)}; allowed: {allowed}")
@@ -556,8 +237,8 @@ class WatchlistScreener(BaseEstimator):
                     continue
                 name_pos = len(matched_names)
                 matched_names.append(name)
-                for tokens, partial in _variants(parsed.tokens):
-                    forms = _forms(tokens)
+                for tokens, partial in name_variants(parsed.tokens):
+                    forms = name_forms(tokens)
                     if forms[1] in seen:  # same tokens in the same order as another name form
                         continue
                     seen.add(forms[1])
@@ -589,7 +270,7 @@ class WatchlistScreener(BaseEstimator):
         rows = row_of[order]
         neighbours: dict[str, list[int]] = {}
         for vid, key in enumerate(vocab):
-            for d in _deletion_keys(key, self.typo_min_len):
+            for d in deletion_keys(key, self.typo_min_len):
                 neighbours.setdefault(d, []).append(vid)
         return {
             "ptr": ptr,
@@ -604,7 +285,7 @@ class WatchlistScreener(BaseEstimator):
         """Vocabulary ids of the keys, and of the keys one edit away from one of them."""
         neighbours = self.blocks_[namespace]["neighbours"]
         return {
-            v for key in keys for d in _deletion_keys(key, self.typo_min_len) for v in neighbours.get(d, ())
+            v for key in keys for d in deletion_keys(key, self.typo_min_len) for v in neighbours.get(d, ())
         }
 
     def _jobs(
@@ -654,8 +335,8 @@ class WatchlistScreener(BaseEstimator):
             (name, row) whose name score reaches ``min_name_score`` (a pair may repeat when the
             row shares several blocked keys with the name; the scores are then equal).
         """
-        forms = [[_forms(tokens) for tokens, _ in _variants(p.tokens)] for p in parsed]
-        partial = [np.array([flag for _, flag in _variants(p.tokens)]) for p in parsed]
+        forms = [[name_forms(tokens) for tokens, _ in name_variants(p.tokens)] for p in parsed]
+        partial = [np.array([flag for _, flag in name_variants(p.tokens)]) for p in parsed]
         out_q, out_row, out_score = [], [], []
         for abjad, key_column, namespace in ((False, 2, "phon"), (True, 3, "skel")):
             keys = [f[0][key_column].split() if f else [] for f in forms]
@@ -731,7 +412,7 @@ class WatchlistScreener(BaseEstimator):
         """Screen prepared arrays; returns one array per output column (row order kept).
 
         ``countries`` is an int32 matrix (rows x country columns) of codes, -1 for unknown;
-        ``as_of_ns`` holds int64 UTC nanoseconds with ``_NAT`` meaning "no time limit".
+        ``as_of_ns`` holds int64 UTC nanoseconds with ``NAT`` meaning "no time limit".
         """
         n = len(names)
         # Names repeat (families, common names, re-screening): match each distinct name once.
@@ -741,7 +422,7 @@ class WatchlistScreener(BaseEstimator):
             parsed = parse_name(name) if isinstance(name, str) else parse_name(None)
             if parsed.tokens:
                 name_code[i] = codes.setdefault(parsed, len(codes))
-        out = _empty_output(n)
+        out = empty_output(n)
         p_code, p_row, p_score = self._match_many(list(codes))
         if not p_code.size:
             return out
@@ -777,13 +458,13 @@ class WatchlistScreener(BaseEstimator):
         name_score = p_score[pair]
 
         limit = as_of_ns[row_of]
-        visible = (limit == _NAT) | (self.entry_listed_ns_[entry] <= limit)
+        visible = (limit == NAT) | (self.entry_listed_ns_[entry] <= limit)
         row_of, pair, entry, name_score = row_of[visible], pair[visible], entry[visible], name_score[visible]
 
-        dob_cat = _dob_category(birth_days[row_of], self.entry_dob_[entry], self.entry_year_[entry])
-        country_cat = _country_category(countries[row_of], self.entry_country_[entry])
-        dob_pts = np.array([self.dob_points_[c] for c in _DOB_CATEGORIES])
-        country_pts = np.array([self.country_points_[c] for c in _COUNTRY_CATEGORIES])
+        dob_cat = dob_category(birth_days[row_of], self.entry_dob_[entry], self.entry_year_[entry])
+        country_cat = country_category(countries[row_of], self.entry_country_[entry])
+        dob_pts = np.array([self.dob_points_[c] for c in DOB_CATEGORIES])
+        country_pts = np.array([self.country_points_[c] for c in COUNTRY_CATEGORIES])
         score = np.clip(name_score + dob_pts[dob_cat] + country_pts[country_cat], 0.0, 100.0)
 
         # Best per input row: combined score, then name score, sanctions before PEP, list order.
@@ -798,8 +479,8 @@ class WatchlistScreener(BaseEstimator):
         out["screen_entry_id"][i] = self.entry_id_[e]
         out["screen_entry_name"][i] = self.entry_name_[e]
         out["screen_matched_name"][i] = self.matched_names_[p_name_pos[pair[best]]]
-        out["screen_dob_match"][i] = np.array(_DOB_CATEGORIES, dtype=object)[dob_cat[best]]
-        out["screen_country_match"][i] = np.array(_COUNTRY_CATEGORIES, dtype=object)[country_cat[best]]
+        out["screen_dob_match"][i] = np.array(DOB_CATEGORIES, dtype=object)[dob_cat[best]]
+        out["screen_country_match"][i] = np.array(COUNTRY_CATEGORIES, dtype=object)[country_cat[best]]
         final = out["screen_score"]
         out["screen_status"] = np.where(
             final >= self.hit_threshold,
@@ -849,16 +530,16 @@ class WatchlistScreener(BaseEstimator):
             raise ValueError(f"names table is missing the name column {self.name_column!r}")
         n = len(names)
         if self.birth_date_column in names.columns:
-            birth_days = _to_days(names[self.birth_date_column])
+            birth_days = to_days(names[self.birth_date_column])
         else:
-            birth_days = np.full(n, _NAT, dtype=np.int64)
+            birth_days = np.full(n, NAT, dtype=np.int64)
         present = [c for c in self.country_columns if c in names.columns]
         countries = np.full((n, max(len(present), 1)), -1, dtype=np.int32)
         for j, column in enumerate(present):
             countries[:, j] = [self._country_code(c) for c in names[column]]
         as_of_ns = self._as_of(names, as_of)
         arrays = self._screen_arrays(list(names[self.name_column]), birth_days, countries, as_of_ns)
-        return _output_frame(arrays, names.index)
+        return output_frame(arrays, names.index)
 
     def screen_one(
         self,
@@ -880,12 +561,12 @@ class WatchlistScreener(BaseEstimator):
             A dict with the keys of ``OUTPUT_COLUMNS``; missing values are ``None``.
         """
         self._check_fitted()
-        birth_ns = _scalar_ns(birth_date)
-        birth_days = np.array([_NAT if birth_ns == _NAT else birth_ns // _NS_PER_DAY], dtype=np.int64)
+        birth_ns = scalar_ns(birth_date)
+        birth_days = np.array([NAT if birth_ns == NAT else birth_ns // NS_PER_DAY], dtype=np.int64)
         given = list(country) if isinstance(country, list | tuple | set) else [country]
         codes = [self._country_code(c) for c in given] or [-1]
-        as_of_ns = np.array([_scalar_ns(as_of)], dtype=np.int64)
-        if as_of is not None and as_of_ns[0] == _NAT and not pd.isna(as_of):
+        as_of_ns = np.array([scalar_ns(as_of)], dtype=np.int64)
+        if as_of is not None and as_of_ns[0] == NAT and not pd.isna(as_of):
             raise ValueError(f"as_of {as_of!r} is not a timestamp")
         arrays = self._screen_arrays([name], birth_days, np.array([codes], dtype=np.int32), as_of_ns)
         result = {}
@@ -904,18 +585,18 @@ class WatchlistScreener(BaseEstimator):
         n = len(names)
         if as_of is None:
             if "as_of" not in names.columns:
-                return np.full(n, _NAT, dtype=np.int64)
+                return np.full(n, NAT, dtype=np.int64)
             as_of = "as_of"
         if isinstance(as_of, str) and as_of in names.columns:
-            return _to_ns(names[as_of])
-        value = _to_ns([as_of])[0]
-        if value == _NAT:
+            return to_ns(names[as_of])
+        value = to_ns([as_of])[0]
+        if value == NAT:
             raise ValueError(f"as_of {as_of!r} is neither a column of the names table nor a timestamp")
         return np.full(n, value, dtype=np.int64)
 
     def _country_code(self, value: Any) -> int:
         # -1: unknown; -2: a country that no entry has (known, so it can only disagree).
-        country = _country(value)
+        country = country_text(value)
         return -1 if country is None else self.country_codes_.get(country, -2)
 
     def _check_fitted(self) -> None:
@@ -923,50 +604,8 @@ class WatchlistScreener(BaseEstimator):
             raise RuntimeError("WatchlistScreener is not fitted: call fit(watchlist) first")
 
 
-# --- helpers -----------------------------------------------------------------------------------
-
-
 def _check(bad: pd.Series, column: str, reason: str) -> None:
     if bad.any():
         rows = np.flatnonzero(bad.to_numpy())
         shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if rows.size > 10 else "")
         raise ValueError(f"watchlist column {column!r} {reason} in {rows.size} row(s): {shown}")
-
-
-def _dob_category(customer_days: np.ndarray, entry_days: np.ndarray, entry_years: np.ndarray) -> np.ndarray:
-    unknown = (customer_days == _NAT) | (entry_days == _NAT)
-    exact = ~unknown & (customer_days == entry_days)
-    year = ~unknown & ~exact & (_years(customer_days) == entry_years)
-    cat = np.full(customer_days.shape, 2, dtype=np.int64)  # mismatch
-    cat[year] = 1
-    cat[exact] = 0
-    cat[unknown] = 3
-    return cat
-
-
-def _country_category(customer_codes: np.ndarray, entry_codes: np.ndarray) -> np.ndarray:
-    known = (customer_codes != -1).any(axis=1) & (entry_codes >= 0)
-    match = (customer_codes == entry_codes[:, None]).any(axis=1) & (entry_codes >= 0)
-    cat = np.full(entry_codes.shape, 2, dtype=np.int64)  # unknown
-    cat[known] = 1
-    cat[match] = 0
-    return cat
-
-
-def _empty_output(n: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {
-        "screen_score": np.zeros(n, dtype=np.float64),
-        "screen_name_score": np.zeros(n, dtype=np.float64),
-        "screen_status": np.full(n, STATUS_CLEAR, dtype=object),
-    }
-    for column in OUTPUT_COLUMNS[3:]:
-        out[column] = np.full(n, None, dtype=object)
-    return out
-
-
-def _output_frame(arrays: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
-    data = {}
-    for column in OUTPUT_COLUMNS:
-        values = arrays[column]
-        data[column] = pd.Series(values, index=index, dtype=values.dtype if values.dtype != object else "str")
-    return pd.DataFrame(data, index=index)
