@@ -13,6 +13,9 @@ the model never sees it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import phonenumbers
@@ -22,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features import documents
+from features.reasons import FeatureReason, Renderer, as_int, binary, days, money, risk_level, times
 from features.reference import load_reference
 
 DAY = pd.Timedelta(days=1)
@@ -306,3 +310,234 @@ class EventRiskFeatures(TransformerMixin, BaseEstimator):
             result[f"{column}_risk"] = X[column].map(self.country_risk_).astype("float64")
         result["goods_category_risk"] = X["goods_category"].map(self.goods_risk_).astype("float64")
         return result
+
+
+# --- Reasons: the declaration of each profile and event-risk output's reason code and sentence ---
+# (read by training.explain; a new output column above gets its entry here, in the same change)
+
+PROFILE_CODES = {
+    "CUSTOMER_AGE": "age of the customer",
+    "NEW_ACCOUNT": "age of the customer's account",
+    "DOC_MISSING": "no identity document on file",
+    "DOC_INVALID": "document number failing its check digit",
+    "DOC_TYPO_LIKELY": "document number with a likely typo (two adjacent characters swapped)",
+    "DOC_EXPIRED": "identity document expired, or close to expiry, at the time of the order",
+    "DOC_COUNTRY_MISMATCH": "document issued by a country other than the nationality",
+    "STALE_KYC": "time since the last KYC review",
+    "NAME_EMAIL_MISMATCH": "e-mail address unrelated to the customer's name",
+    "FREE_EMAIL": "free e-mail provider",
+    "NEW_EMAIL": "age of the e-mail address",
+    "HIGH_RISK_COUNTRY": "country risk of nationality, residence or phone number",
+    "COUNTRY_MISMATCH": "phone or nationality from a country other than the residence",
+    "NEW_BUSINESS": "age of the registered business",
+    "HIGH_RISK_INDUSTRY": "risk class of the declared industry",
+    "NO_2FA": "no two-factor authentication at onboarding",
+    "CUSTOMER_TYPE": "individual or business customer",
+    "CUSTOMER_COUNTRY": "the customer's countries (nationality, residence, document)",
+    "INDUSTRY": "declared industry",
+    "VOLUME_VS_DECLARED": "activity compared with the monthly volume declared at the last KYC review",
+    "RISKY_GOODS": "risk class of the goods category (restricted goods such as precursor chemicals highest)",
+}
+
+
+def _country_risk(party: str, what: str, raw_key: str) -> Renderer:
+    def render(v: Any, raw: Mapping[str, Any]) -> str:
+        country = raw.get(f"{party}_{raw_key}")
+        where = f" ({country})" if isinstance(country, str) and country else ""
+        level = risk_level(float(v), 0.8, 0.5)
+        return f"the {party}'s {what}{where} is a {level}-risk country (risk score {float(v):.2f})"
+
+    return render
+
+
+def party_reasons(party: str, event: str = "the order") -> dict[str, FeatureReason]:
+    """``PartyProfileFeatures(party)`` output suffix (after ``{party}_``) -> its reason.
+
+    Also the raw categorical profile columns the model keeps (``customer_type``, ``role``,
+    ``nationality``, ...). Times are said relative to ``event`` ("the order", "this decision").
+    """
+    the = f"the {party}'s"
+
+    def doc_expiry(v: Any, raw: Mapping[str, Any]) -> str:
+        d = float(v)
+        if d < 0:
+            return f"{the} identity document expired {days(-d)} before {event}"
+        return f"{the} identity document expires {days(d)} after {event}"
+
+    def name_email(v: Any, raw: Mapping[str, Any]) -> str:
+        s = float(v)
+        if s < 0.5:
+            return f"{the} e-mail address does not resemble their name (similarity {100 * s:.0f}%)"
+        return f"{the} e-mail address resembles their name (similarity {100 * s:.0f}%)"
+
+    def industry_risk(v: Any, raw: Mapping[str, Any]) -> str:
+        industry = raw.get(f"{party}_industry")
+        where = f" ({industry})" if isinstance(industry, str) and industry else ""
+        level = risk_level(float(v), 0.6, 0.3)
+        return f"{the} declared industry{where} is {level} risk (risk score {float(v):.2f})"
+
+    def category(code: str, subject: str, label: str) -> FeatureReason:
+        return FeatureReason(code, subject, lambda v, raw: f"{the} {label} is {v}")
+
+    def yes_no(code: str, subject: str, yes: str, no: str) -> FeatureReason:
+        return FeatureReason(code, subject, binary(yes, no))
+
+    return {
+        "age_years": FeatureReason(
+            "CUSTOMER_AGE", f"{the} age", lambda v, raw: f"the {party} is {as_int(v)} years old"
+        ),
+        "account_age_days": FeatureReason(
+            "NEW_ACCOUNT",
+            f"{the} account age",
+            lambda v, raw: f"{the} account was opened {days(v)} before {event}",
+        ),
+        "doc_present": yes_no(
+            "DOC_MISSING",
+            f"whether {the} identity document is on file",
+            f"{the} identity document is on file",
+            f"no identity document on file for the {party}",
+        ),
+        "doc_check_digit_valid": yes_no(
+            "DOC_INVALID",
+            f"the check digit of {the} document number",
+            f"{the} document number passes its check digit",
+            f"{the} document number fails its check digit",
+        ),
+        "doc_typo_likely": yes_no(
+            "DOC_TYPO_LIKELY",
+            f"whether {the} document number has a typo",
+            f"{the} document number looks like a typo (two adjacent characters swapped)",
+            f"no typo pattern in {the} document number",
+        ),
+        "doc_expired": yes_no(
+            "DOC_EXPIRED",
+            f"whether {the} identity document had expired",
+            f"{the} identity document had expired at the time of {event}",
+            f"{the} identity document was valid at the time of {event}",
+        ),
+        "doc_days_to_expiry": FeatureReason(
+            "DOC_EXPIRED", f"the expiry of {the} identity document", doc_expiry
+        ),
+        "doc_country_mismatch": yes_no(
+            "DOC_COUNTRY_MISMATCH",
+            f"whether {the} document country matches their nationality",
+            f"{the} document was issued by a country other than their nationality",
+            f"{the} document was issued by their country of nationality",
+        ),
+        "days_since_kyc_review": FeatureReason(
+            "STALE_KYC",
+            f"the time since {the} last KYC review",
+            lambda v, raw: f"{the} last KYC review was {days(v)} before {event}",
+        ),
+        "name_email_similarity": FeatureReason(
+            "NAME_EMAIL_MISMATCH", f"how well {the} e-mail matches their name", name_email
+        ),
+        "email_free_domain": yes_no(
+            "FREE_EMAIL",
+            f"whether {the} e-mail is from a free provider",
+            f"{the} e-mail address is from a free provider",
+            f"{the} e-mail address is not from a free provider",
+        ),
+        "email_age_days": FeatureReason(
+            "NEW_EMAIL",
+            f"the age of {the} e-mail address",
+            lambda v, raw: f"{the} e-mail address was first seen {days(v)} before {event}",
+        ),
+        "nationality_risk": FeatureReason(
+            "HIGH_RISK_COUNTRY",
+            f"the risk of {the} nationality",
+            _country_risk(party, "nationality", "nationality"),
+        ),
+        "residence_risk": FeatureReason(
+            "HIGH_RISK_COUNTRY",
+            f"the risk of {the} country of residence",
+            _country_risk(party, "country of residence", "residence_country"),
+        ),
+        "phone_country_risk": FeatureReason(
+            "HIGH_RISK_COUNTRY",
+            f"the risk of {the} phone number's country",
+            _country_risk(party, "phone number's country", "phone_country"),
+        ),
+        "phone_residence_mismatch": yes_no(
+            "COUNTRY_MISMATCH",
+            f"whether {the} phone number is from their country of residence",
+            f"{the} phone number is from a country other than their residence",
+            f"{the} phone number is from their country of residence",
+        ),
+        "nationality_residence_mismatch": yes_no(
+            "COUNTRY_MISMATCH",
+            f"whether the {party} lives in their country of nationality",
+            f"the {party} lives outside their country of nationality",
+            f"the {party} lives in their country of nationality",
+        ),
+        "business_age_days": FeatureReason(
+            "NEW_BUSINESS",
+            f"the age of {the} business",
+            lambda v, raw: f"{the} business was registered {days(v)} before {event}",
+        ),
+        "industry_risk": FeatureReason("HIGH_RISK_INDUSTRY", f"the risk of {the} industry", industry_risk),
+        "twofa_at_onboarding": yes_no(
+            "NO_2FA",
+            f"whether the {party} had two-factor authentication at onboarding",
+            f"the {party} had two-factor authentication at onboarding",
+            f"the {party} had no two-factor authentication at onboarding",
+        ),
+        "customer_type": category("CUSTOMER_TYPE", f"{the} customer type", "customer type"),
+        "role": category("CUSTOMER_TYPE", f"{the} role", "role"),
+        "nationality": category("CUSTOMER_COUNTRY", f"{the} nationality", "nationality"),
+        "residence_country": category(
+            "CUSTOMER_COUNTRY", f"{the} country of residence", "country of residence"
+        ),
+        "document_country": category("CUSTOMER_COUNTRY", f"{the} document country", "document country"),
+        "industry": category("INDUSTRY", f"{the} declared industry", "declared industry"),
+        "volume_vs_declared": FeatureReason(
+            "VOLUME_VS_DECLARED",
+            f"{the} 30-day volume against the monthly volume declared at KYC",
+            lambda v, raw: (
+                f"{the} volume in the 30 days before {event} is {times(v)} the monthly volume declared at KYC"
+            ),
+        ),
+        "declared_monthly_volume_usd": FeatureReason(
+            "VOLUME_VS_DECLARED",
+            f"the monthly volume the {party} declared at KYC",
+            lambda v, raw: f"the {party} declared a monthly volume of {money(v)} at KYC",
+        ),
+    }
+
+
+def _event_country_risk(what: str, raw_key: str) -> Renderer:
+    def render(v: Any, raw: Mapping[str, Any]) -> str:
+        country = raw.get(raw_key)
+        where = f" ({country})" if isinstance(country, str) and country else ""
+        level = risk_level(float(v), 0.8, 0.5)
+        return f"the {what}{where} is a {level}-risk country (risk score {float(v):.2f})"
+
+    return render
+
+
+def _goods_risk(v: Any, raw: Mapping[str, Any]) -> str:
+    level = {0.0: "a low-risk", 1.0: "a restricted"}.get(
+        round(float(v), 2), "a high-risk" if float(v) > 0.5 else "a medium-risk"
+    )
+    return f"the goods ({raw.get('goods_category') or 'this category'}) are {level} category"
+
+
+# ``EventRiskFeatures`` output column -> its reason.
+EVENT_RISK_REASONS: dict[str, FeatureReason] = {
+    "goods_category_risk": FeatureReason("RISKY_GOODS", "the risk class of the goods category", _goods_risk),
+    "ip_country_risk": FeatureReason(
+        "HIGH_RISK_COUNTRY",
+        "the risk of the IP address's country",
+        _event_country_risk("IP address's country", "ip_country"),
+    ),
+    "buyer_country_risk": FeatureReason(
+        "HIGH_RISK_COUNTRY",
+        "the risk of the country the goods ship to",
+        _event_country_risk("country the goods ship to", "buyer_country"),
+    ),
+    "seller_country_risk": FeatureReason(
+        "HIGH_RISK_COUNTRY",
+        "the risk of the country the goods ship from",
+        _event_country_risk("country the goods ship from", "seller_country"),
+    ),
+}
