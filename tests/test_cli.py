@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import build_parser, main
+from serving.cli import build_parser, main
 
 
 def _subcommands() -> list[str]:

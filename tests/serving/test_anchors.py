@@ -23,7 +23,7 @@ from serving.decision_log import (
     verify_path,
 )
 from tests.serving.test_decision_log import KEY, SALT, decision, insert, raw, rehash, rows
-from training.cli import main as kycrisk
+from serving.cli import main as kycrisk
 
 EVERY = 10
 

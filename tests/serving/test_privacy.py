@@ -28,7 +28,7 @@ from serving.profiles import ProfileCipher, StateKeyError, StateLocked
 from serving.scorer import Scorer, UnknownCustomer
 from serving.secrets_config import SECRETS_FILE_ENV, SecretsError, write_secrets_file
 from tests.serving.conftest import fresh_state, order_request
-from training.cli import main
+from serving.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

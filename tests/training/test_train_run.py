@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from features.synthetic import generate, write_dataset
 from training import fraud, tracking
-from training.cli import main
+from serving.cli import main
 from training.run import DEFAULT_CONFIG, FRAUD_MODEL, load_tables
 
 pytestmark = pytest.mark.filterwarnings("ignore")
