@@ -8,14 +8,19 @@ data: the first steps of the model's Pipeline (``features.profile``) turn them i
 drop them, so the preprocessing ships with the model.
 
 The same function builds the frame for training (many rows) and serving (one row), so both paths
-produce identical columns.
+produce identical columns. The reason code and sentence of the order's own columns and of the
+parties' screening columns are declared at the end, next to these column lists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS
+from features.reasons import FeatureReason, count, is_missing
 
 PARTIES = ("buyer", "seller")
 # Transaction fields the model reads directly (categorical ones are encoded in the Pipeline).
@@ -131,3 +136,138 @@ def model_frame(
                 )
             )
     return pd.concat(parts, axis=1)
+
+
+# --- Reasons: the declaration of the reason code and sentence of the order's own columns and of
+# each party's screening columns (read by training.explain) -------------------------------------
+
+ORDER_COLUMN_CODES = {
+    "ORDER_COUNTRY": "the countries of the order (shipping to and from, IP address)",
+    "QUANTITY": "number of units ordered",
+    "GOODS_CATEGORY": "category of the goods",
+    "PAYMENT_METHOD": "payment method",
+    "CURRENCY": "currency of the order",
+}
+# ``EVENT_COLUMNS`` the model reads -> reason.
+ORDER_COLUMN_REASONS: dict[str, FeatureReason] = {
+    "quantity": FeatureReason(
+        "QUANTITY", "the quantity", lambda v, raw: f"{count(v, 'unit', 'units')} ordered"
+    ),
+    "goods_category": FeatureReason(
+        "GOODS_CATEGORY", "the goods category", lambda v, raw: f"goods category is {v}"
+    ),
+    "payment_method": FeatureReason(
+        "PAYMENT_METHOD", "the payment method", lambda v, raw: f"paid by {str(v).replace('_', ' ')}"
+    ),
+    "currency": FeatureReason("CURRENCY", "the currency", lambda v, raw: f"order currency is {v}"),
+    "buyer_country": FeatureReason(
+        "ORDER_COUNTRY", "the country the goods ship to", lambda v, raw: f"the goods ship to {v}"
+    ),
+    "seller_country": FeatureReason(
+        "ORDER_COUNTRY", "the country the goods ship from", lambda v, raw: f"the goods ship from {v}"
+    ),
+    "ip_country": FeatureReason(
+        "ORDER_COUNTRY",
+        "the IP address's country",
+        lambda v, raw: f"the order came from an IP address in {v}",
+    ),
+}
+
+SCREENING_CODES = {"SCREENING_MATCH": "similarity of the name to a sanctions or PEP list entry"}
+_LIST_NAMES = {"sanction": "sanctions list", "pep": "PEP list"}
+_DOB_TEXT = {
+    "exact": "birth date matches",
+    "year": "birth year matches",
+    "mismatch": "birth date differs",
+    "unknown": "birth date unknown",
+}
+_COUNTRY_TEXT = {"match": "country matches", "mismatch": "country differs"}
+
+
+def _first(key: str, *sources: Mapping[str, Any] | None) -> Any:
+    for source in sources:
+        if source is not None and key in source and not is_missing(source[key]):
+            return source[key]
+    return None
+
+
+def screening_sentence(prefix: str, *sources: Mapping[str, Any] | None) -> str | None:
+    """ "name matches sanctions list entry WL-00123 (score 93; birth date matches)", or None.
+
+    Args:
+        prefix: ``"buyer_"``, ``"seller_"`` or ``""``: the prefix of the ``screen_*`` keys
+            (``features.screening.OUTPUT_COLUMNS``).
+        sources: mappings to read the keys from, first hit wins (raw inputs, feature row).
+
+    Returns:
+        The phrase when an entry id is known, else None.
+    """
+    entry = _first(prefix + "screen_entry_id", *sources)
+    if entry is None:
+        return None
+    list_type = _first(prefix + "screen_list_type", *sources)
+    score = _first(prefix + "screen_score", *sources)
+    details = []
+    try:
+        if score is not None:
+            details.append(f"score {float(score):.0f}")
+    except (TypeError, ValueError):
+        pass
+    dob = _first(prefix + "screen_dob_match", *sources)
+    if dob in _DOB_TEXT:
+        details.append(_DOB_TEXT[dob])
+    country = _first(prefix + "screen_country_match", *sources)
+    if country in _COUNTRY_TEXT:
+        details.append(_COUNTRY_TEXT[country])
+    listed = _LIST_NAMES.get(str(list_type), "watchlist") if list_type is not None else "watchlist"
+    owner = f"the {prefix.rstrip('_')}'s " if prefix else ""
+    tail = f" ({'; '.join(details)})" if details else ""
+    return f"{owner}name matches {listed} entry {entry}{tail}"
+
+
+def screening_reasons(party: str) -> dict[str, FeatureReason]:
+    """Screening column suffix (``screen_score``, ...; after ``{party}_``) -> its reason."""
+    prefix = f"{party}_"
+
+    def score(v: Any, raw: Mapping[str, Any]) -> str:
+        s = float(v)
+        if s <= 0:
+            return f"the {party}'s name matches no watchlist entry"
+        sentence = screening_sentence(prefix, raw, {prefix + "screen_score": s})
+        if sentence is not None:
+            return sentence
+        listed = _LIST_NAMES.get(str(raw.get(prefix + "screen_list_type")), "watchlist")
+        return f"the {party}'s name resembles a {listed} entry (score {s:.0f})"
+
+    def name_score(v: Any, raw: Mapping[str, Any]) -> str:
+        s = float(v)
+        if s <= 0:
+            return f"the {party}'s name matches no watchlist entry"
+        sentence = screening_sentence(prefix, raw)
+        return (
+            sentence
+            if sentence is not None
+            else f"the {party}'s name resembles a watchlist entry (name score {s:.0f})"
+        )
+
+    def categorical(subject: str, label: str) -> FeatureReason:
+        def render(v: Any, raw: Mapping[str, Any]) -> str:
+            sentence = screening_sentence(prefix, raw)
+            return sentence if sentence is not None else f"the {party}'s screening {label} is {v}"
+
+        return FeatureReason("SCREENING_MATCH", subject, render)
+
+    return {
+        "screen_score": FeatureReason("SCREENING_MATCH", f"the {party}'s screening score", score),
+        "screen_name_score": FeatureReason(
+            "SCREENING_MATCH", f"the {party}'s screening name score", name_score
+        ),
+        "screen_list_type": categorical(f"the list of the {party}'s screening match", "list"),
+        "screen_status": categorical(f"the {party}'s screening status", "status"),
+        "screen_dob_match": categorical(
+            f"the birth-date evidence of the {party}'s screening match", "birth-date evidence"
+        ),
+        "screen_country_match": categorical(
+            f"the country evidence of the {party}'s screening match", "country evidence"
+        ),
+    }

@@ -65,8 +65,9 @@ final tier is the maximum of the bad-customer model's tier, the review tier and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -74,11 +75,25 @@ import pandas as pd
 from features.assemble import SCREEN_COLUMNS, party_profiles
 from features.contracts import BAD_TRANSACTION_LABELS
 from features.definitions import Reference, compute_row_features
+from features.definitions.history_reasons import ACCOUNT_EVENT_NOUNS
+from features.profile import party_reasons
+from features.reasons import (
+    SINCE_LAST_UNIT_SECONDS,
+    FeatureReason,
+    as_int,
+    binary,
+    count,
+    duration,
+    money,
+    share,
+)
 from features.reference import load_reference
 
 __all__ = [
     "BAD_CUSTOMER_LABELS",
+    "BEHAVIOURS",
     "BEHAVIOUR_COLUMNS",
+    "CUSTOMER_CODES",
     "BUYER_BAD_LABELS",
     "ID_COLUMNS",
     "PARTY",
@@ -129,49 +144,367 @@ LOG_UNIT = 1e-9
 _MIN = np.iinfo(np.int64).min
 _MAX = np.iinfo(np.int64).max
 
-# Output of customer_behaviour, in order: column -> meaning. Every column is float64. Counts and
-# sums are 0 with no history; shares, means and rates are NaN without a denominator.
-BEHAVIOUR_COLUMNS: dict[str, str] = {
-    "buyer_txn_count_30d": "orders the customer placed as buyer in the 30 days before as_of",
-    "buyer_txn_count_all": "orders the customer placed as buyer before as_of (all history given)",
-    "buyer_amount_sum_30d": "USD amount of those orders, 30 days",
-    "buyer_amount_sum_all": "USD amount of those orders, all history",
-    "buyer_seller_nunique_30d": "distinct sellers bought from, 30 days",
-    "buyer_sellercountry_nunique_30d": "distinct seller (ship-from) countries bought from, 30 days",
-    "buyer_ipcountry_nunique_30d": "distinct IP countries the customer ordered from, 30 days",
-    "buyer_crossborder_mean_30d": "share of purchases shipped across a border, 30 days (NaN: none with known countries)",
-    "buyer_crossborder_mean_all": "share of purchases shipped across a border, all history",
-    "buyer_highrisk_mean_30d": "share of purchases in high-risk or restricted goods categories, 30 days (NaN: none)",
-    "buyer_highrisk_mean_all": "share of purchases in high-risk or restricted goods categories, all history",
-    "buyer_restricted_count_all": "purchases in restricted goods categories (drug precursors), all history",
-    "buyer_fraud_count_all": "purchases with a fraud/money_laundering/restricted_goods label known before as_of",
-    "buyer_fraud_rate_all": "buyer_fraud_count_all / buyer_txn_count_all (NaN: no purchases)",
-    "seller_txn_count_30d": "orders the customer received as seller, 30 days",
-    "seller_txn_count_all": "orders the customer received as seller, all history",
-    "seller_amount_sum_30d": "USD amount of those sales, 30 days",
-    "seller_amount_sum_all": "USD amount of those sales, all history",
-    "seller_buyer_nunique_30d": "distinct buyers sold to, 30 days",
-    "seller_buyercountry_nunique_30d": "distinct buyer (ship-to) countries sold to, 30 days",
-    "seller_crossborder_mean_30d": "share of sales shipped across a border, 30 days (NaN: none with known countries)",
-    "seller_crossborder_mean_all": "share of sales shipped across a border, all history",
-    "seller_highrisk_mean_30d": "share of sales in high-risk or restricted goods categories, 30 days (NaN: none)",
-    "seller_highrisk_mean_all": "share of sales in high-risk or restricted goods categories, all history",
-    "seller_logpricetoref_mean_30d": "mean natural log of unit price / category reference price over sales, 30 days (negative: cheap; NaN: none)",
-    "seller_fraud_count_all": "sales with a fraud/money_laundering/restricted_goods label known before as_of",
-    "seller_fraud_rate_all": "seller_fraud_count_all / seller_txn_count_all (NaN: no sales)",
-    "customer_amount_sum_30d": "USD amount bought plus sold, 30 days (PartyProfileFeatures reads it for volume_vs_declared)",
-    "customer_volume_vs_declared": "customer_amount_sum_30d / declared monthly volume (NaN: nothing declared, or 0)",
-    "customer_txn_since_last_all": "hours since the customer's latest order as buyer or seller (NaN: none yet)",
-    "customer_password_reset_count_30d": "password resets, 30 days",
-    "customer_twofa_disabled_count_30d": "2FA deactivations, 30 days",
-    "customer_device_change_count_30d": "device changes, 30 days",
-    "customer_login_failed_count_30d": "failed logins, 30 days",
-    "customer_contact_change_count_30d": "e-mail, phone and address changes, 30 days",
-    "customer_device_nunique_all": "distinct devices seen on the account (purchases and account events), all history",
-    "customer_linked_nunique_all": "distinct other customers linked by a shared device, phone, address or e-mail, as known at as_of",
-    "customer_linked_bad_count_all": "of those, customers with a bad customer label (BAD_CUSTOMER_LABELS) known before as_of",
-    "customer_legitimate_known": "1 when a 'legitimate' customer label (reviewed, found OK) was known before as_of, else 0",
+
+class Behaviour(NamedTuple):
+    """One output column of ``customer_behaviour``: its meaning and its reason.
+
+    Attributes:
+        meaning: one line for the data card.
+        reason: reason code, subject and sentence, said of the customer "before this decision".
+    """
+
+    meaning: str
+    reason: FeatureReason
+
+
+CUSTOMER_CODES = {
+    "CUSTOMER_COUNTRIES": "number of countries the customer's purchases ship from",
+    "CUSTOMER_VOLUME": "amount the customer bought and sold in the last 30 days",
+    "CUSTOMER_VELOCITY": "time since the customer's latest order",
+    "ACCOUNT_EVENTS_RECENT": "failed logins, password resets, device, 2FA and contact changes in the last 30 days",
+    "LINKED_ACCOUNTS": "other customers sharing a device, phone number, address or e-mail",
+    "LINKED_BAD_ACCOUNTS": "linked customers known to be bad (money laundering, synthetic identity, sanctions)",
+    "REVIEWED_LEGITIMATE": "an earlier review found the customer legitimate",
 }
+_BEFORE = {"30d": "in the 30 days before this decision", "all": "before this decision"}
+_SCOPE = {"30d": "in the past 30 days", "all": "so far"}
+_LABELLED = "labelled fraud, money laundering or restricted goods"
+
+
+def _role(role: str, window: str, measure: str, meaning: str) -> tuple[str, Behaviour]:
+    """A behaviour column of the customer as buyer or seller: ``{role}_{measure}_{window}``."""
+    verb, noun = ("placed", "purchases") if role == "buyer" else ("received", "sales")
+    orders, when, scope = f"orders as a {role}", _BEFORE.get(window, ""), _SCOPE.get(window, "")
+    reasons = {
+        "txn_count": FeatureReason(
+            f"{role.upper()}_VELOCITY",
+            f"the number of {orders} {when}",
+            lambda v, raw: f"the customer {verb} {count(v, f'order as a {role}', orders)} {when}",
+        ),
+        "amount_sum": FeatureReason(
+            f"{role.upper()}_AMOUNT_VELOCITY",
+            f"the amount of the customer's {noun} {when}",
+            lambda v, raw: f"the customer's {noun} {when} add up to {money(v)}",
+        ),
+        "crossborder_mean": FeatureReason(
+            "CROSS_BORDER",
+            f"the share of the customer's cross-border {noun} {scope}",
+            share(f"the customer's {noun} {scope} crossed a border"),
+        ),
+        "highrisk_mean": FeatureReason(
+            "RISKY_GOODS",
+            f"the share of high-risk goods in the customer's {noun} {scope}",
+            share(f"the customer's {noun} {scope} were high-risk or restricted goods"),
+        ),
+        "fraud_count": FeatureReason(
+            f"{role.upper()}_FRAUD_RATE",
+            f"the number of the customer's {noun} {_LABELLED}",
+            lambda v, raw: (
+                f"{count(v, noun[:-1], noun)} of the customer {'was' if as_int(v) == 1 else 'were'} {_LABELLED} "
+                "(labels known before this decision)"
+            ),
+        ),
+        "fraud_rate": FeatureReason(
+            f"{role.upper()}_FRAUD_RATE",
+            f"the share of the customer's {noun} {_LABELLED}",
+            share(f"the customer's {noun} were {_LABELLED} (labels known before this decision)"),
+        ),
+    }
+    return f"{role}_{measure}_{window}", Behaviour(meaning, reasons[measure])
+
+
+def _say(code: str, subject: str, sentence: str) -> FeatureReason:
+    """A reason whose sentence puts the value into ``sentence`` at ``{n}`` (an integer count)."""
+    return FeatureReason(code, subject, lambda v, raw: sentence.format(n=f"{as_int(v):,}"))
+
+
+def _countries(code: str, subject: str, lead: str, tail: str = "") -> FeatureReason:
+    return FeatureReason(code, subject, lambda v, raw: f"{lead} {count(v, 'country', 'countries')}{tail}")
+
+
+def _price(v: Any, raw: Mapping[str, Any]) -> str:
+    ratio = math.exp(float(v))
+    lead = "the customer's sales in the past 30 days were priced"
+    if ratio < 0.95:
+        return f"{lead} {100 * (1 - ratio):.0f}% below the category reference prices on average"
+    if ratio > 1.05:
+        return f"{lead} {100 * (ratio - 1):.0f}% above the category reference prices on average"
+    return f"{lead} close to the category reference prices"
+
+
+def _events(group: str, meaning: str) -> Behaviour:
+    """An ``EVENT_GROUPS`` count over 30 days."""
+    singular, plural = ACCOUNT_EVENT_NOUNS.get(
+        group, ("e-mail, phone or address change", "e-mail, phone and address changes")
+    )
+    return Behaviour(
+        meaning,
+        FeatureReason(
+            "ACCOUNT_EVENTS_RECENT",
+            f"the number of {plural} on the customer's account in the past 30 days",
+            lambda v, raw: f"{count(v, singular, plural)} on the customer's account in the past 30 days",
+        ),
+    )
+
+
+_LINKED_BAD = "sharing a device, phone number, address or e-mail with this one"
+# Output of customer_behaviour, in order: column -> meaning and reason. Every column is float64.
+# Counts and sums are 0 with no history; shares, means and rates are NaN without a denominator.
+BEHAVIOURS: dict[str, Behaviour] = dict(
+    [
+        _role("buyer", "30d", "txn_count", "orders the customer placed as buyer in the 30 days before as_of"),
+        _role(
+            "buyer",
+            "all",
+            "txn_count",
+            "orders the customer placed as buyer before as_of (all history given)",
+        ),
+        _role("buyer", "30d", "amount_sum", "USD amount of those orders, 30 days"),
+        _role("buyer", "all", "amount_sum", "USD amount of those orders, all history"),
+        (
+            "buyer_seller_nunique_30d",
+            Behaviour(
+                "distinct sellers bought from, 30 days",
+                _say(
+                    "FAN_OUT",
+                    "the number of different sellers the customer bought from in the past 30 days",
+                    "the customer bought from {n} different sellers in the past 30 days",
+                ),
+            ),
+        ),
+        (
+            "buyer_sellercountry_nunique_30d",
+            Behaviour(
+                "distinct seller (ship-from) countries bought from, 30 days",
+                _countries(
+                    "CUSTOMER_COUNTRIES",
+                    "the number of countries the customer's purchases shipped from in the past 30 days",
+                    "the customer's purchases in the past 30 days shipped from",
+                ),
+            ),
+        ),
+        (
+            "buyer_ipcountry_nunique_30d",
+            Behaviour(
+                "distinct IP countries the customer ordered from, 30 days",
+                _countries(
+                    "MANY_IP_COUNTRIES",
+                    "the number of IP countries the customer ordered from in the past 30 days",
+                    "the customer ordered from IP addresses in",
+                    " in the past 30 days",
+                ),
+            ),
+        ),
+        _role(
+            "buyer",
+            "30d",
+            "crossborder_mean",
+            "share of purchases shipped across a border, 30 days (NaN: none with known countries)",
+        ),
+        _role("buyer", "all", "crossborder_mean", "share of purchases shipped across a border, all history"),
+        _role(
+            "buyer",
+            "30d",
+            "highrisk_mean",
+            "share of purchases in high-risk or restricted goods categories, 30 days (NaN: none)",
+        ),
+        _role(
+            "buyer",
+            "all",
+            "highrisk_mean",
+            "share of purchases in high-risk or restricted goods categories, all history",
+        ),
+        (
+            "buyer_restricted_count_all",
+            Behaviour(
+                "purchases in restricted goods categories (drug precursors), all history",
+                FeatureReason(
+                    "RISKY_GOODS",
+                    "the number of the customer's purchases of restricted goods",
+                    lambda v, raw: (
+                        "the customer bought restricted goods (such as drug precursors) "
+                        f"{count(v, 'time', 'times')} before this decision"
+                    ),
+                ),
+            ),
+        ),
+        _role(
+            "buyer",
+            "all",
+            "fraud_count",
+            "purchases with a fraud/money_laundering/restricted_goods label known before as_of",
+        ),
+        _role(
+            "buyer", "all", "fraud_rate", "buyer_fraud_count_all / buyer_txn_count_all (NaN: no purchases)"
+        ),
+        _role("seller", "30d", "txn_count", "orders the customer received as seller, 30 days"),
+        _role("seller", "all", "txn_count", "orders the customer received as seller, all history"),
+        _role("seller", "30d", "amount_sum", "USD amount of those sales, 30 days"),
+        _role("seller", "all", "amount_sum", "USD amount of those sales, all history"),
+        (
+            "seller_buyer_nunique_30d",
+            Behaviour(
+                "distinct buyers sold to, 30 days",
+                _say(
+                    "FAN_IN",
+                    "the number of different buyers the customer sold to in the past 30 days",
+                    "the customer sold to {n} different buyers in the past 30 days",
+                ),
+            ),
+        ),
+        (
+            "seller_buyercountry_nunique_30d",
+            Behaviour(
+                "distinct buyer (ship-to) countries sold to, 30 days",
+                _countries(
+                    "SELLER_BUYER_COUNTRIES",
+                    "the number of countries the customer's sales shipped to in the past 30 days",
+                    "the customer's sales in the past 30 days shipped to",
+                ),
+            ),
+        ),
+        _role(
+            "seller",
+            "30d",
+            "crossborder_mean",
+            "share of sales shipped across a border, 30 days (NaN: none with known countries)",
+        ),
+        _role("seller", "all", "crossborder_mean", "share of sales shipped across a border, all history"),
+        _role(
+            "seller",
+            "30d",
+            "highrisk_mean",
+            "share of sales in high-risk or restricted goods categories, 30 days (NaN: none)",
+        ),
+        _role(
+            "seller",
+            "all",
+            "highrisk_mean",
+            "share of sales in high-risk or restricted goods categories, all history",
+        ),
+        (
+            "seller_logpricetoref_mean_30d",
+            Behaviour(
+                "mean natural log of unit price / category reference price over sales, 30 days "
+                "(negative: cheap; NaN: none)",
+                FeatureReason(
+                    "PRICE_BELOW_REFERENCE",
+                    "the customer's sale prices against the category reference prices in the past 30 days",
+                    _price,
+                ),
+            ),
+        ),
+        _role(
+            "seller",
+            "all",
+            "fraud_count",
+            "sales with a fraud/money_laundering/restricted_goods label known before as_of",
+        ),
+        _role("seller", "all", "fraud_rate", "seller_fraud_count_all / seller_txn_count_all (NaN: no sales)"),
+        (
+            "customer_amount_sum_30d",
+            Behaviour(
+                "USD amount bought plus sold, 30 days (PartyProfileFeatures reads it for volume_vs_declared)",
+                FeatureReason(
+                    "CUSTOMER_VOLUME",
+                    "the customer's volume bought and sold in the past 30 days",
+                    lambda v, raw: (
+                        f"the customer bought and sold {money(v)} in the 30 days before this decision"
+                    ),
+                ),
+            ),
+        ),
+        (
+            "customer_volume_vs_declared",
+            Behaviour(
+                "customer_amount_sum_30d / declared monthly volume (NaN: nothing declared, or 0)",
+                # PartyProfileFeatures recomputes this column with the same formula: its reason.
+                party_reasons(PARTY, "this decision")["volume_vs_declared"],
+            ),
+        ),
+        (
+            "customer_txn_since_last_all",
+            Behaviour(
+                "hours since the customer's latest order as buyer or seller (NaN: none yet)",
+                FeatureReason(
+                    "CUSTOMER_VELOCITY",
+                    "the time since the customer's latest order",
+                    lambda v, raw: (
+                        f"the customer's latest order was {duration(float(v) * SINCE_LAST_UNIT_SECONDS)} "
+                        "before this decision"
+                    ),
+                ),
+            ),
+        ),
+        ("customer_password_reset_count_30d", _events("password_reset", "password resets, 30 days")),
+        (
+            "customer_twofa_disabled_count_30d",
+            _events("twofa_disabled", "2FA deactivations, 30 days"),
+        ),
+        ("customer_device_change_count_30d", _events("device_change", "device changes, 30 days")),
+        ("customer_login_failed_count_30d", _events("login_failed", "failed logins, 30 days")),
+        (
+            "customer_contact_change_count_30d",
+            _events("contact_change", "e-mail, phone and address changes, 30 days"),
+        ),
+        (
+            "customer_device_nunique_all",
+            Behaviour(
+                "distinct devices seen on the account (purchases and account events), all history",
+                FeatureReason(
+                    "MANY_DEVICES",
+                    "the number of devices used on the customer's account",
+                    lambda v, raw: (
+                        f"{count(v, 'device', 'different devices')} used on the customer's account before this decision"
+                    ),
+                ),
+            ),
+        ),
+        (
+            "customer_linked_nunique_all",
+            Behaviour(
+                "distinct other customers linked by a shared device, phone, address or e-mail, as known at as_of",
+                FeatureReason(
+                    "LINKED_ACCOUNTS",
+                    "the number of other customers sharing a device, phone number, address or e-mail with this one",
+                    lambda v, raw: (
+                        "the customer shares a device, phone number, address or e-mail with "
+                        f"{count(v, 'other customer', 'other customers')}"
+                    ),
+                ),
+            ),
+        ),
+        (
+            "customer_linked_bad_count_all",
+            Behaviour(
+                "of those, customers with a bad customer label (BAD_CUSTOMER_LABELS) known before as_of",
+                FeatureReason(
+                    "LINKED_BAD_ACCOUNTS",
+                    "the number of linked customers known to be bad",
+                    lambda v, raw: (
+                        f"{count(v, 'customer', 'customers')} {_LINKED_BAD} "
+                        f"{'is' if as_int(v) == 1 else 'are'} known bad (money laundering, synthetic identity or sanctions)"
+                    ),
+                ),
+            ),
+        ),
+        (
+            "customer_legitimate_known",
+            Behaviour(
+                "1 when a 'legitimate' customer label (reviewed, found OK) was known before as_of, else 0",
+                FeatureReason(
+                    "REVIEWED_LEGITIMATE",
+                    "whether an earlier review found the customer legitimate",
+                    binary(
+                        "an earlier review found the customer legitimate",
+                        "no earlier review has cleared the customer",
+                    ),
+                ),
+            ),
+        ),
+    ]
+)
+BEHAVIOUR_COLUMNS: dict[str, str] = {name: b.meaning for name, b in BEHAVIOURS.items()}
 
 _TX_COLUMNS = (
     "transaction_id",

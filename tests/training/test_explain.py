@@ -12,8 +12,8 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from training import explain
-from training.bench_explain import format_report, make_problem, run
+from features.definitions import ENTITIES, OPS, parse_feature_name
+from training.bench.explain import format_report, make_problem, run
 from training.explain import (
     BIAS_COLUMN,
     REASON_CATALOGUE,
@@ -22,7 +22,6 @@ from training.explain import (
     contributions,
     describe_feature,
     message_for,
-    parse_feature_name,
     reasons_for_row,
     rule_reasons,
 )
@@ -573,9 +572,9 @@ def test_rule_reasons_without_screening_details_keep_the_policy_sentence():
 def test_every_code_is_in_the_catalogue(problem):
     names = list(problem[0].columns) + [
         f"{e}_{m}_{op}_{w}"
-        for e in explain.ENTITIES
+        for e in ENTITIES
         for m in ("txn", "amount", "buyer", "device", "login_failed")
-        for op in explain.OPS
+        for op in OPS
         for w in ("1h", "all")
     ]
     for name in names:
@@ -625,3 +624,14 @@ def test_event_risk_features_have_sentences_from_their_values() -> None:
     )
     for name in ("ip_country_risk", "buyer_country_risk", "seller_country_risk"):
         assert describe_feature(name).code == "HIGH_RISK_COUNTRY"
+
+
+def test_a_new_aggregation_is_explained_from_its_declaration():
+    from features.definitions import Aggregation
+
+    new = Aggregation("ip", "txn", "count", "1h")  # in no registered feature set
+    doc = describe_feature(new.name)
+    assert (doc.code, doc.kind) == (new.reason.code, "history") == ("IP_VELOCITY", "history")
+    assert doc.code in REASON_CATALOGUE
+    assert message_for(new.name, 4.0) == new.reason.render(4.0, {})
+    assert message_for(new.name, 4.0) == "4 orders from this IP address in the hour before this one"
