@@ -108,13 +108,13 @@ def cmd_features_list(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_features(args: argparse.Namespace) -> int:
-    from features.bench_features import run
+    from features.bench.engine import run
 
     return opt.print_result(run(n_transactions=args.transactions, seed=args.seed), args)
 
 
 def cmd_bench_online(args: argparse.Namespace) -> int:
-    from features.bench_features import run_late, run_online, run_seed
+    from features.bench.engine import run_late, run_online, run_seed
 
     result = run_online(n_warm=args.warm, n_measure=args.events, feature_set=args.feature_set)
     result["seeding"] = run_seed(
@@ -131,7 +131,7 @@ def cmd_bench_online(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_screening(args: argparse.Namespace) -> int:
-    from features.bench_screening import run
+    from features.bench.screening import run
 
     return opt.print_result(run(n_names=args.names, n_entries=args.entries, seed=args.seed), args)
 

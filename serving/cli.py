@@ -35,8 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded defaults: generate, validate, train, promote, serve and score, verify."""
     from features.io import validate_dir
     from features.synthetic import generate, write_dataset
-    from training.run import train_fraud
-    from training.run_risk import train_risk
+    from training.flow import train_fraud, train_risk
 
     workdir = Path(args.workdir)
     data_dir = workdir / "data"
@@ -217,7 +216,7 @@ def cmd_secrets_init(args: argparse.Namespace) -> int:
 
 def cmd_bench_serve(args: argparse.Namespace) -> int:
     """The scoring path in-process, behind a bare Starlette app and behind BentoML, over real HTTP."""
-    from serving import bench_serve as bench
+    from serving.bench import serve as bench
 
     try:
         result = bench.run(

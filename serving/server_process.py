@@ -1,8 +1,8 @@
 """A scoring server in a subprocess: start it, wait until it is ready, stop it and everything it started.
 
-Used by ``kycrisk demo`` (``serving.demo``) and ``kycrisk bench serve`` (``serving.bench_serve``),
+Used by ``kycrisk demo`` (``serving.demo``) and ``kycrisk bench serve`` (``serving.bench.serve``),
 and by tests: the real ``bentoml serve serving.service:KycRiskService`` (or the bare Starlette
-reference ``serving.bare_app``) on 127.0.0.1, its own process group, its output in a log file.
+reference ``serving.bench.bare_app``) on 127.0.0.1, its own process group, its output in a log file.
 BentoML's worker runs in a process group of its own, so ``stop`` kills the whole process tree it
 saw, not only the leader's group.
 
@@ -48,7 +48,7 @@ class Server:
     """One server subprocess in its own process group, with its log file.
 
     Args:
-        name: ``bentoml`` (the product service) or ``bare`` (``serving.bare_app``, the benchmark
+        name: ``bentoml`` (the product service) or ``bare`` (``serving.bench.bare_app``, the benchmark
             reference).
         env: the whole environment of the server (``KYCRISK_STATE_DIR``, keys, ...).
         log_path: file that receives the server's stdout and stderr.
@@ -66,7 +66,15 @@ class Server:
 
     def argv(self) -> list[str]:
         if self.name == "bare":
-            return [sys.executable, "-m", "serving.bare_app", "--host", "127.0.0.1", "--port", str(self.port)]
+            return [
+                sys.executable,
+                "-m",
+                "serving.bench.bare_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ]
         bentoml = Path(sys.executable).with_name("bentoml")
         command = [str(bentoml)] if bentoml.is_file() else [sys.executable, "-m", "bentoml"]
         return [*command, "serve", "serving.service:KycRiskService", "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip

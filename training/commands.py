@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from features import cli_options as opt
-from training.benchmark_fdh import add_arguments as add_fdh_arguments  # light import (no numpy)
+from training.bench.fdh import add_arguments as add_fdh_arguments  # light import (no numpy)
 
 log = logging.getLogger("kycrisk")
 
@@ -52,8 +52,8 @@ def _models(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.run import FRAUD_MODEL, train_fraud
-    from training.run_risk import RISK_MODEL, train_risk
+    from training.flow import train_fraud, train_risk
+    from training.names import FRAUD_MODEL, RISK_MODEL
 
     runners = {"fraud": (train_fraud, FRAUD_MODEL), "risk": (train_risk, RISK_MODEL)}
     summary = {}
@@ -78,8 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from training import tracking
-    from training.run import FRAUD_MODEL, load_config, promote_fraud
-    from training.run_risk import RISK_MODEL, promote_risk
+    from training.config import load_config
+    from training.flow import promote_fraud, promote_risk
+    from training.names import FRAUD_MODEL, RISK_MODEL
 
     config = load_config(args.config)
     data = Path(args.data) if args.data else None
@@ -102,13 +103,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark_fdh(args: argparse.Namespace) -> int:
-    from training.benchmark_fdh import main_args
+    from training.bench.fdh import main_args
 
     return main_args(args)
 
 
 def cmd_bench_explain(args: argparse.Namespace) -> int:
-    from training.bench_explain import format_report, run
+    from training.bench.explain import format_report, run
 
     result = run()
     print(json.dumps(result, default=str) if args.json else format_report(result))
@@ -116,7 +117,7 @@ def cmd_bench_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    from training.bench_train import run
+    from training.bench.train import run
 
     return opt.print_result(run(n_transactions=args.transactions, days=args.days, seed=args.seed), args)
 

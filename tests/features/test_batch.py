@@ -10,9 +10,9 @@ import pytest
 
 import features.batch as batch
 from features.batch import compute_features, timestamps_us
-from features.bench_features import synthetic_tables
 from features.contracts import BAD_TRANSACTION_LABELS
 from features.definitions import ENTITIES, Aggregation, FeatureSet, get_feature_set
+from features.synthetic.fast_tables import synthetic_tables
 
 FX = {"USD": 1.0, "EUR": 1.16, "GBP": 1.33, "JPY": 0.0066, "CNY": 0.14}
 CATEGORIES = {

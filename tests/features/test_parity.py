@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from features.batch import compute_features
-from features.bench_features import synthetic_tables
 from features.definitions import get_feature_set
 from features.online import OnlineFeatureStore, event_log, timestamp_us
+from features.synthetic.fast_tables import synthetic_tables
 
 FX = {"USD": 1.0, "EUR": 1.16, "GBP": 1.33, "JPY": 0.0066, "CNY": 0.14}
 CATEGORIES = {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from features import bench_screening
+from features.bench import screening as bench_screening
 from features.screening import OUTPUT_COLUMNS, WatchlistScreener, parse_name, phonetic_key
 
 

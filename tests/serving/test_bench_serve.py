@@ -7,7 +7,8 @@ import math
 import psutil
 import pytest
 
-from serving.bench_serve import BenchError, OrderStream, order_templates, run
+from serving.bench.load import OrderStream, order_templates
+from serving.bench.serve import BenchError, run
 from serving.schemas import Order
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -1,4 +1,4 @@
-"""Tests of training.benchmark_fdh: the fdh protocol's windows, removal of known-compromised cards,
+"""Tests of training.bench.fdh and training.bench.fdh_protocol: the fdh protocol's windows, removal of known-compromised cards,
 Card Precision@100 against a hand computation, fold dates, and the output shapes (made-up data)."""
 
 from __future__ import annotations
@@ -15,22 +15,24 @@ import pandas as pd
 import pytest
 
 from features.adapters.fdh import adapt_fdh
-from training.benchmark_fdh import (
-    FDH_TRAIN_START,
-    METRICS,
+from training.bench.fdh import (
     PUBLISHED,
     README_CH3_SIZES,
     SEARCH_GRID,
     add_arguments,
-    evaluate,
-    fold_rows,
     format_table,
     main_args,
-    protocol_folds,
     run_benchmark,
+    to_json,
+)
+from training.bench.fdh_protocol import (
+    FDH_TRAIN_START,
+    METRICS,
+    evaluate,
+    fold_rows,
+    protocol_folds,
     selection_folds,
     summarize_folds,
-    to_json,
 )
 from training.splits import FDH_TRAIN_START as SPLITS_TRAIN_START
 from training.splits import fdh_ch3_split, label_targets
@@ -343,7 +345,7 @@ def test_bad_arguments_are_usage_errors(capsys):
 def test_importing_the_module_for_the_cli_stays_light():
     # the CLI builds its parser with add_arguments: no numpy/pandas/LightGBM/scikit-learn import
     code = (
-        "import sys; import training.benchmark_fdh; "
+        "import sys; import training.bench.fdh; "
         "print(','.join(m for m in ('numpy', 'pandas', 'lightgbm', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

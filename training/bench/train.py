@@ -48,7 +48,7 @@ def run(
         Pipeline fit over plain ``lightgbm.train`` on the same rows and parameters (each the
         best of two alternated runs).
     """
-    from training.run import DEFAULT_CONFIG
+    from training.config import DEFAULT_CONFIG
 
     config = tomllib.loads(Path(config_path or DEFAULT_CONFIG).read_text())
     customers = max(500, int(round(n_transactions / TRANSACTIONS_PER_CUSTOMER_YEAR * 365 / days)))
@@ -100,7 +100,7 @@ def run(
         out["wrapper_overhead_ratio"] = out["pipeline_fit_best_s"] / out["plain_lgbm_train_s"]
 
         if log_to_mlflow:
-            from training import run as training_run
+            from training import flow as training_run
 
             folder = Path(tmp) / "data"
             write_dataset(tables, folder, seed=seed)

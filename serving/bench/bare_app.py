@@ -18,7 +18,7 @@ service does on that path and nothing else, so that the difference between the t
   5 s, no server header) and no access log;
 - the same start-up as the service (``serving.service.finish_startup``).
 
-Start it with ``python -m serving.bare_app --port 3001`` (``--host`` defaults to 127.0.0.1).
+Start it with ``python -m serving.bench.bare_app --port 3001`` (``--host`` defaults to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     """Load the Scorer, then serve the app with uvicorn until interrupted."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m serving.bare_app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.bench.bare_app", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3001, help="port (default 3001)")
     args = parser.parse_args(argv)
