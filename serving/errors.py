@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["IdempotencyConflict", "ScorerError"]
+__all__ = ["IdempotencyConflict", "ModelUnavailable", "ScorerError", "UnknownCustomer"]
 
 
 class ScorerError(Exception):
@@ -24,3 +24,11 @@ class IdempotencyConflict(ScorerError):
     """A request reuses an id (``transaction_id``, ``event_id``, ...) with a different body (HTTP 409)."""
 
     status = 409
+
+
+class UnknownCustomer(ScorerError):
+    """An order names a buyer or seller the profile store does not know."""
+
+
+class ModelUnavailable(RuntimeError):
+    """No champion to serve, or its artifact failed the trusted-type review."""
