@@ -27,10 +27,10 @@ import pandas as pd
 
 from serving.decision_log import DecisionLog
 from training import fraud, risk, tracking
+from training.names import FRAUD_MODEL
+from training.names import RISK_MODEL as RISK_TIER_MODEL
 from training.policy import TierPolicy
 
-FRAUD_MODEL = "kycrisk-fraud"
-RISK_TIER_MODEL = "kycrisk-risk-tier"  # training.run_risk.RISK_MODEL
 # Probabilities are recomputed with the same code and model: they must agree to rounding noise.
 TOLERANCE = 1e-12
 

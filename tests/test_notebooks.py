@@ -41,7 +41,9 @@ def test_walkthroughs_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     # The auditor's notebook reads what `kycrisk train` leaves in the registry.
     from training import tracking
-    from training.run import DEFAULT_CONFIG, FRAUD_MODEL, log_fraud_run, promote_fraud
+    from training.config import DEFAULT_CONFIG
+    from training.flow import log_fraud_run, promote_fraud
+    from training.names import FRAUD_MODEL
 
     created = tracking.get_alias_version(FRAUD_MODEL, tracking.CHAMPION) is None
     if created:

@@ -1,8 +1,10 @@
 """The fraud model: its scikit-learn Pipeline, time-split training with label delay, calibration,
 tier thresholds and the out-of-time evaluation of every run.
 
-Plain typed step functions (Kedro style): they take frames and configuration, never file paths;
-``training.run`` wires them to files, MLflow and the command line.
+Plain typed step functions (Kedro style): they take frames and configuration, never file paths.
+``SPEC`` hands them to the shared fitting step (``training.fitting``) and the training flow
+(``training.flow``), which wires them to files, MLflow and the command line; the model card is
+written here too.
 
 The logged artifact is ONE Pipeline: KYC profile transforms (which read raw personal data and
 drop it) → event risk → drop identifiers → categorical encoding → the calibrated LightGBM model.
@@ -13,7 +15,9 @@ the rest (encoding + model) replays a decision from them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -21,19 +25,22 @@ import numpy as np
 import pandas as pd
 from feature_engine.encoding import OrdinalEncoder
 from feature_engine.selection import DropFeatures
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from features.assemble import ID_COLUMNS, model_frame, screen_customers
 from features.batch import compute_features
-from features.definitions import get_feature_set
+from features.definitions import describe_feature_set, get_feature_set
 from features.profile import EventRiskFeatures, PartyProfileFeatures
 from features.reference import load_reference
 from features.screening import WatchlistScreener
+from training import card
 from training import metrics as M
-from training.policy import TierPolicy, choose_thresholds
-from training.splits import TimeSplit, label_targets, make_time_splits, split_frame
+from training.config import Config
+from training.fitting import Inputs, fit, lgbm_of  # noqa: F401 - fraud.lgbm_of: the service reads its model with it
+from training.names import FRAUD_EXPERIMENT, FRAUD_MODEL
+from training.policy import choose_thresholds
+from training.spec import Fitted, ModelSpec, Outcome, TrainedModel
+from training.splits import in_period, label_targets
 
 TIME_COLUMN = "occurred_at"
 N_PREPARE_STEPS = 4
@@ -150,177 +157,82 @@ def categorical_encoder(categorical: list[str]) -> OrdinalEncoder:
     )
 
 
-def categoricals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categorical columns as pandas' string dtype with NaN for missing (one encoding everywhere)."""
-    out = frame.copy()
-    for column in CATEGORICAL:
-        if column in out.columns:
-            out[column] = out[column].astype("str")
-    return out
+INPUTS = Inputs(CATEGORICAL, N_PREPARE_STEPS)
+categoricals_as_text = INPUTS.categoricals_as_text
+model_features = INPUTS.model_features
+predict_proba = INPUTS.predict_proba
 
 
-def lgbm_of(model) -> lgb.LGBMClassifier:
-    """The fitted LightGBM classifier inside a fraud Pipeline (calibrated or not)."""
-    last = model[-1] if isinstance(model, Pipeline) else model
-    if isinstance(last, CalibratedClassifierCV):
-        inner = last.calibrated_classifiers_[0].estimator
-        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
-    return last
+def targets(data: FraudData, rows: pd.DataFrame, cutoff: Any, config: Config | None = None) -> np.ndarray:
+    """Fraud target of some transactions from the labels known before ``cutoff`` (``None``: every label)."""
+    return label_targets(rows, data.labels, cutoff, id_col="transaction_id").to_numpy()
 
 
-def model_features(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame after the preparation steps: what the decision log stores (no personal data)."""
-    return pipeline[:N_PREPARE_STEPS].transform(categoricals_as_text(frame))
+def fit_fraud_model(data: FraudData, config: Config | Mapping[str, Any]) -> TrainedModel:
+    """Train, calibrate, choose thresholds and evaluate the fraud model on time splits (``training.fitting.fit``).
 
-
-def predict_proba(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """Calibrated fraud probability per row."""
-    return pipeline.predict_proba(categoricals_as_text(frame))[:, 1]
-
-
-@dataclass
-class TrainedFraudModel:
-    """Everything a run logs: the fitted Pipeline, its policy, split and evaluation."""
-
-    pipeline: Pipeline
-    uncalibrated: Pipeline
-    policy: TierPolicy
-    split: TimeSplit
-    metrics: dict[str, float]
-    test_frame: pd.DataFrame
-    test_scores: np.ndarray
-    test_y: np.ndarray
-    valid_scores: np.ndarray
-    valid_y: np.ndarray
-    train_rows: int
-    pattern_recall: pd.DataFrame
-    psi: pd.DataFrame
-    decisions: pd.DataFrame
-    segments: pd.DataFrame
-    timings: dict[str, float]
-    train_frame: pd.DataFrame
-
-
-def fit_fraud_model(data: FraudData, config: dict[str, Any]) -> TrainedFraudModel:
-    """Train, calibrate, choose thresholds and evaluate the fraud model on time splits.
-
-    * Split by time into train / validation / out-of-time test with gaps of at least the label
-      delay (``config["split"]``).
-    * Training and validation labels: those known when the test period starts (the moment the
-      model is trained); the test is evaluated with every label known now.
-    * The LightGBM Pipeline is fitted on train, calibrated (isotonic or Platt) on validation,
-      and the tier thresholds are chosen on validation from expected cost and review capacity.
+    The tier thresholds are chosen on the validation period from expected cost and review
+    capacity (``[policy]``), a confirmed sanctions hit forcing review.
 
     Args:
         data: ``assemble`` output.
-        config: the parsed training configuration (``training/config.toml``).
+        config: the training configuration (``training.config``; or its parsed TOML).
 
     Returns:
-        ``TrainedFraudModel`` with metrics keyed like ``training.metrics.evaluate_scores``.
+        ``TrainedModel`` with metrics keyed like ``training.metrics.evaluate_scores``.
     """
-    timings = dict(data.timings)
-    split_cfg = config["split"]
-    delay = f"{int(split_cfg['label_delay_days'])}D"
-    frame = categoricals_as_text(data.frame)
-    frame["_amount_usd"] = data.amount_usd.to_numpy()
-    split = make_time_splits(
-        frame[TIME_COLUMN],
-        train_frac=split_cfg["train_frac"],
-        valid_frac=split_cfg["valid_frac"],
-        test_frac=split_cfg["test_frac"],
-        label_delay=delay,
-    )
-    train, valid, test = split_frame(frame, TIME_COLUMN, split)
-    cutoffs = split.label_cutoffs()
-    # The model is trained just before the test period starts: training and validation use the
-    # labels known by then ("refit" cut-off); the gap before the test gives validation rows at
-    # least the label delay to mature. The test is scored with every label known now.
-    y_train = label_targets(train, data.labels, cutoffs["refit"], id_col="transaction_id").to_numpy()
-    y_valid = label_targets(valid, data.labels, cutoffs["refit"], id_col="transaction_id").to_numpy()
-    y_test = label_targets(test, data.labels, None, id_col="transaction_id").to_numpy()
-    if y_train.sum() < 5 or y_valid.sum() < 2:
-        raise ValueError(
-            f"too few known positives to train (train {int(y_train.sum())}, validation {int(y_valid.sum())}): "
-            "generate more customers or days, or shorten the label delay"
-        )
-    inputs = [c for c in frame.columns if c != "_amount_usd"]
+    return fit(SPEC, data, config)
 
-    started = time.perf_counter()
-    pipeline = build_pipeline(frame[inputs], dict(config["fraud"]["lightgbm"]))
-    pipeline.fit(train[inputs], y_train)
-    timings["fit_s"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    method = config["fraud"].get("calibration", "isotonic")
-    prepared_valid = pipeline[:-1].transform(valid[inputs])
-    calibrated = CalibratedClassifierCV(FrozenEstimator(pipeline[-1]), method=method)
-    calibrated.fit(prepared_valid, y_valid)
-    final = Pipeline(pipeline.steps[:-1] + [("model", calibrated)])
-    timings["calibrate_s"] = time.perf_counter() - started
-
-    valid_scores = final.predict_proba(valid[inputs])[:, 1]
-    test_scores = final.predict_proba(test[inputs])[:, 1]
-    policy_cfg = config["policy"]
-    flags_valid = order_flags(valid)
+def _finish(data: FraudData, fitted: Fitted, config: Config) -> Outcome:
+    """The tier policy (chosen on validation) and the out-of-time evaluation of a fitted fraud model."""
+    policy_cfg = config.policy
+    valid, test = fitted.valid, fitted.test
     policy = choose_thresholds(
-        valid_scores,
-        y_valid,
+        fitted.valid_scores,
+        fitted.y_valid,
         valid["_amount_usd"].to_numpy(),
-        review_cost=policy_cfg["review_cost"],
-        review_capacity=policy_cfg["review_capacity"],
-        reject_cost=policy_cfg["reject_cost"],
-        reject_margin=policy_cfg["reject_margin"],
-        review_detection_rate=policy_cfg.get("review_detection_rate", 1.0),
-        forced_review=flags_valid["screen_confirmed"].fillna(False).to_numpy(dtype=bool),
+        review_cost=policy_cfg.review_cost,
+        review_capacity=policy_cfg.review_capacity,
+        reject_cost=policy_cfg.reject_cost,
+        reject_margin=policy_cfg.reject_margin,
+        review_detection_rate=policy_cfg.review_detection_rate,
+        forced_review=order_flags(valid)["screen_confirmed"].fillna(False).to_numpy(dtype=bool),
         version=f"fraud-{data.feature_set_id}",
     )
-
-    started = time.perf_counter()
-    segments = segment_columns(test)
-    result = M.evaluate_scores(
-        y_test,
-        test_scores,
-        amount=test["_amount_usd"].to_numpy(),
-        times=test[TIME_COLUMN],
-        customer_ids=test["buyer_id"].to_numpy(),
-        segments=segments,
-        threshold=policy.medium_threshold,
-        review_cost=policy_cfg["review_cost"],
+    result = _score_metrics(
+        test,
+        fitted.y_test,
+        fitted.test_scores,
+        test["_amount_usd"].to_numpy(),
+        policy.medium_threshold,
+        policy_cfg.review_cost,
     )
-    decisions = policy.decide_frame(test_scores, order_flags(test))
+    decisions = policy.decide_frame(fitted.test_scores, order_flags(test))
     result.update(tier_metrics(decisions))
-    pattern_recall = recall_by_pattern(test, test_scores, policy.medium_threshold, data.patterns)
+    pattern_recall = recall_by_pattern(test, fitted.test_scores, policy.medium_threshold, data.patterns)
     for row in pattern_recall.itertuples():
         result[f"pattern.{row.pattern}.recall"] = row.recall
-    model_cols_train = model_features(final, train[inputs])
-    model_cols_test = model_features(final, test[inputs])
-    numeric = [c for c in model_cols_train.columns if pd.api.types.is_numeric_dtype(model_cols_train[c])]
-    psi = M.psi_by_feature(model_cols_train[numeric], model_cols_test[numeric])
-    train_scores = final.predict_proba(train[inputs])[:, 1]
-    result["psi.score"] = M.population_stability_index(train_scores, test_scores)
-    result["psi.max_feature"] = float(psi["psi"].max()) if len(psi) else float("nan")
-    result["rows.train"], result["rows.valid"], result["rows.test"] = len(train), len(valid), len(test)
-    result["positives.train_known"] = float(y_train.sum())
-    result["positives.valid_known"] = float(y_valid.sum())
-    timings["evaluate_s"] = time.perf_counter() - started
-    return TrainedFraudModel(
-        pipeline=final,
-        uncalibrated=pipeline,
-        policy=policy,
-        split=split,
-        metrics=result,
-        test_frame=test[inputs],
-        test_scores=test_scores,
-        test_y=y_test,
-        valid_scores=valid_scores,
-        valid_y=y_valid,
-        train_rows=len(train),
-        pattern_recall=pattern_recall,
-        psi=psi,
-        decisions=decisions,
-        segments=pd.DataFrame(segments),
-        timings=timings,
-        train_frame=train[inputs],
+    return Outcome(policy, result, pattern_recall, decisions, segment_columns(test))
+
+
+def _score_metrics(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    scores: np.ndarray,
+    amount_usd: np.ndarray,
+    threshold: float,
+    review_cost: float,
+) -> dict[str, float]:
+    return M.evaluate_scores(
+        y,
+        scores,
+        amount=amount_usd,
+        times=frame[TIME_COLUMN],
+        customer_ids=frame["buyer_id"].to_numpy(),
+        segments=segment_columns(frame),
+        threshold=threshold,
+        review_cost=review_cost,
     )
 
 
@@ -333,17 +245,46 @@ def evaluate_model(
     review_cost: float,
 ) -> dict[str, float]:
     """Metrics of any fraud Pipeline on given out-of-time rows (the promotion gate's yardstick)."""
-    scores = predict_proba(pipeline, test_frame)
-    return M.evaluate_scores(
-        y,
-        scores,
-        amount=amount_usd,
-        times=test_frame[TIME_COLUMN],
-        customer_ids=test_frame["buyer_id"].to_numpy(),
-        segments=segment_columns(test_frame),
-        threshold=threshold,
-        review_cost=review_cost,
+    return _score_metrics(
+        test_frame, y, predict_proba(pipeline, test_frame), amount_usd, threshold, review_cost
     )
+
+
+def gate_evaluator(
+    tables_of: Callable[[], dict[str, pd.DataFrame]], challenger: Mapping[str, Any], config: Config
+) -> Callable[[Pipeline, Mapping[str, Any]], dict[str, float]]:
+    """The gate's yardstick: champion and challenger on the challenger's own test period.
+
+    Each model is scored on the rows of its own feature set (assembled once per feature set) in
+    the test period recorded in the challenger's metadata, with every label known now.
+
+    Args:
+        tables_of: loads the out-of-time data folder's tables (called once, now).
+        challenger: the challenger's model metadata (``training_period``).
+        config: the training configuration (``[policy] review_cost``).
+
+    Returns:
+        ``(pipeline, its metadata) -> metrics``.
+    """
+    tables = tables_of()
+    period = challenger["training_period"]
+    frames: dict[str, tuple] = {}
+
+    def out_of_time(feature_set: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        if feature_set not in frames:
+            dataset = assemble(tables, feature_set)
+            mask = in_period(dataset.frame[TIME_COLUMN], period["test_start"], period["test_end"])
+            test = dataset.frame[mask].reset_index(drop=True)
+            y = label_targets(test, tables.get("labels"), None, id_col="transaction_id").to_numpy()
+            frames[feature_set] = (test, y, dataset.amount_usd[mask.to_numpy()].to_numpy())
+        return frames[feature_set]
+
+    def evaluate(pipeline: Pipeline, meta: Mapping[str, Any]) -> dict[str, float]:
+        test, y, amount = out_of_time(meta["feature_set"])
+        threshold = meta["tier_policy"]["medium_threshold"]
+        return evaluate_model(pipeline, test, y, amount, threshold, config.policy.review_cost)
+
+    return evaluate
 
 
 def order_flags(frame: pd.DataFrame) -> pd.DataFrame:
@@ -401,3 +342,105 @@ def recall_by_pattern(
     )
     table["recall"] = table["flagged"] / table["transactions"]
     return table
+
+
+# --- the model card and the flow's spec ------------------------------------------------------------
+
+
+def model_card(model: TrainedModel, dataset: FraudData, data: Path, config: Config, model_uri: str) -> str:
+    """The model card (markdown) logged with every run."""
+    m = model.metrics
+    fmt = card.formatter(m)
+    split = model.split.to_dict()
+    segs = card.segment_keys(m, ("segment.",), (".fpr", ".fpr_min_max_ratio", ".auc_roc"))
+    pattern_rows = "\n".join(
+        f"| {r.pattern} | {r.transactions} | {r.flagged} | {r.recall:.3f} |"
+        for r in model.pattern_recall.itertuples()
+    )
+    features = "\n".join(
+        f"- `{name}`: {meaning}" for name, meaning in describe_feature_set(dataset.feature_set)
+    )
+    policy = model.policy
+    return f"""{card.header(FRAUD_MODEL, model_uri)}
+
+## Intended use
+Probability that a marketplace order is fraudulent (fraud, money laundering or restricted goods),
+used with the tier policy below to approve, review or reject orders. Not for use as the only
+ground for reporting a customer to the authorities: hard rules and human review do that.
+
+## Data
+- Folder `{data.resolve()}`; feature set `{dataset.feature_set_id}`.
+- Split by time with gaps of {config.split.label_delay_days} days (label delay): train {split["train_start"]} to {split["train_end"]}, test {split["test_start"]} to {split["test_end"]}.
+- Labels: training and calibration use labels known when the test period starts; the test uses every label known now.
+- Rows: train {int(m["rows.train"]):,}, validation {int(m["rows.valid"]):,}, test {int(m["rows.test"]):,}; known positives in training {int(m["positives.train_known"])}.
+
+## Out-of-time metrics
+| metric | value |
+|---|---|
+| AUC ROC | {fmt("auc_roc")} |
+| average precision | {fmt("average_precision")} |
+| recall at 1% FPR | {fmt("recall_at_fpr_1pct")} |
+| recall at 5% FPR | {fmt("recall_at_fpr_5pct")} |
+| precision of top 100 per day | {fmt("precision_top100_per_day")} |
+| expected cost saved vs approve-all (USD) | {fmt("expected_cost_saved")} |
+| Brier score | {fmt("brier")} |
+| expected calibration error | {fmt("ece")} |
+| auto-decision rate | {fmt("auto_decision_rate")} |
+| PSI of the score (train vs test) | {fmt("psi.score")} |
+
+### By segment
+{chr(10).join(f"- {k}: {fmt(k)}" for k in segs)}
+
+### Recall per planted pattern (score ≥ review threshold)
+| pattern | test transactions | flagged | recall |
+|---|---:|---:|---:|
+{pattern_rows}
+
+## Thresholds and tier policy (version {policy.version})
+- review (medium) from probability {policy.medium_threshold:.4f}; reject (high) from {policy.high_threshold:.4f}.
+- chosen on the validation period from expected cost: review costs {policy.review_cost} USD, a missed fraud its amount, rejecting a good order {policy.reject_cost} USD + {policy.reject_margin:.0%} of its amount; review capacity {policy.review_capacity:.1%} of orders.
+- hard rules: a confirmed watchlist hit on buyer or seller → report.
+
+## Features
+{features}
+
+Plus KYC profile features of buyer and seller (features/profile.py) and watchlist screening at onboarding.
+
+## Limitations
+- Trained on the synthetic marketplace when the data folder is generated: do not tune production thresholds on it.
+- Fraud whose labels arrive after the training cut-off (investigations months later) is under-represented in training; friendly fraud looks genuine by construction.
+- Reasons are exact TreeSHAP contributions of the uncalibrated LightGBM model in log-odds; the calibrated probability is a monotone transform of that score.
+"""
+
+
+def _nothing_more(*_: Any) -> dict[str, Any]:
+    # the fraud run logs only the shared parameters, metadata and tables
+    return {}
+
+
+SPEC = ModelSpec(
+    key="fraud",
+    registered_model=FRAUD_MODEL,
+    experiment=FRAUD_EXPERIMENT,
+    artifact="fraud_model",
+    run_prefix="fraud",
+    row_unit="orders",
+    positives="known positives",
+    time_column=TIME_COLUMN,
+    n_prepare_steps=N_PREPARE_STEPS,
+    gate_override=None,
+    assemble=lambda tables, config: assemble(tables, config.fraud.feature_set),
+    targets=targets,
+    helper_columns=lambda data, frame: {"_amount_usd": data.amount_usd.to_numpy()},
+    categoricals_as_text=categoricals_as_text,
+    build_pipeline=build_pipeline,
+    finish=_finish,
+    run_params=_nothing_more,
+    metadata=_nothing_more,
+    write_tables=_nothing_more,
+    figure_titles={},
+    segment_figures=("buyer_type", "buyer_region"),
+    segment_title=None,
+    model_card=model_card,
+    gate_evaluator=gate_evaluator,
+)

@@ -190,3 +190,31 @@ def plot_segment_comparison(
     ax.set(ylabel=metric, xlabel=table.index.name or "segment", title=title or f"{metric} by segment")
     ax.tick_params(axis="x", labelrotation=30)
     return _save(fig, path)
+
+
+def plot_mean_contributions(mean_abs: pd.Series, path, *, title: str) -> Path:
+    """Mean |TreeSHAP contribution| per feature as horizontal bars (the run's ``shap_summary.png``).
+
+    Args:
+        mean_abs: mean absolute contribution (log-odds) per feature, in the order to draw (bottom first).
+        path: PNG file to write.
+        title: plot title.
+
+    Returns:
+        ``path`` as a Path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # its own size and resolution (not ``_figure``'s): one bar per feature, readable names
+    figure = Figure(figsize=(8, 0.3 * len(mean_abs) + 1.5))
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    ax.barh(mean_abs.index, mean_abs.to_numpy())
+    ax.set_xlabel("mean |contribution| (log-odds, exact TreeSHAP)")
+    ax.set_title(title)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -477,3 +478,8 @@ def fdh_known_compromised(customer_ids, times, y, split: TimeSplit) -> pd.DataFr
     known_from = frauds["day"] + split.label_delay + pd.Timedelta(days=1)
     out = pd.DataFrame({"customer_id": frauds["customer_id"], "known_from": known_from})
     return out.groupby("customer_id", as_index=False, sort=True)["known_from"].min()
+
+
+def in_period(times: pd.Series, start: Any, end: Any) -> pd.Series:
+    """True where ``start <= time < end`` (a period recorded as text in a model's metadata)."""
+    return (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))

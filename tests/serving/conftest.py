@@ -29,7 +29,8 @@ from features.synthetic import generate, write_dataset
 from serving.schemas import Order, request_body
 from serving.secrets_config import SECRETS_FILE_ENV, Secrets
 from training import tracking
-from training.run import DEFAULT_CONFIG, FRAUD_MODEL
+from training.config import DEFAULT_CONFIG
+from training.names import FRAUD_MODEL, RISK_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_store) -> Iterator
     Package scope: the registry is shared by the whole session, and other packages' tests expect
     to find it as they left it (e.g. "the first model becomes champion").
     """
-    from training.run import train_fraud
+    from training.flow import train_fraud
 
     root = tmp_path_factory.mktemp("serving")
     data = root / "data"
@@ -144,7 +145,7 @@ def risk_model(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> 
 
     Removed again (or the registry's earlier versions and aliases restored) after the package.
     """
-    from training.run_risk import RISK_MODEL, train_risk
+    from training.flow import train_risk
 
     root = tmp_path_factory.mktemp("risk")
     client = MlflowClient()
@@ -174,7 +175,6 @@ def risk_model(tmp_path_factory: pytest.TempPathFactory, champion: Champion) -> 
 @pytest.fixture(scope="module")
 def risk_champion(risk_model: RiskModel) -> Iterator[RiskModel]:
     """``risk_model`` as the ``kycrisk-risk-tier`` champion for one test module only."""
-    from training.run_risk import RISK_MODEL
 
     client = MlflowClient()
     previous = tracking.get_alias_version(RISK_MODEL, tracking.CHAMPION)

@@ -16,7 +16,7 @@ from serving.scorer import Scorer
 from tests.serving.conftest import fresh_state
 from training import risk
 from training.explain import REASON_CATALOGUE, describe_feature
-from training.run import load_tables
+from training.flow import load_tables
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

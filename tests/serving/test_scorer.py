@@ -14,8 +14,8 @@ from serving.schemas import Order, ScoreResponse
 from serving.scorer import ModelUnavailable, Scorer, UnknownCustomer
 from tests.serving.conftest import fresh_state, order_request
 from training import fraud
+from training.flow import load_tables
 from training.policy import TierPolicy
-from training.run import load_tables
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

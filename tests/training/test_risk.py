@@ -14,9 +14,10 @@ from features.customer import customer_targets
 from features.synthetic import generate, write_dataset
 from training import metrics as M
 from training import risk, tracking
+from training.config import DEFAULT_CONFIG, gate_config
+from training.flow import load_tables, train_risk
+from training.names import RISK_MODEL
 from training.policy import TierPolicy
-from training.run import DEFAULT_CONFIG, load_tables
-from training.run_risk import RISK_MODEL, gate_config, train_risk
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

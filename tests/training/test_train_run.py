@@ -12,9 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from features.synthetic import generate, write_dataset
-from training import fraud, tracking
 from serving.cli import main
-from training.run import DEFAULT_CONFIG, FRAUD_MODEL, load_tables
+from training import fraud, tracking
+from training.config import DEFAULT_CONFIG
+from training.flow import load_tables
+from training.names import FRAUD_MODEL
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
