@@ -55,7 +55,7 @@ from typing import Any
 import pandas as pd
 
 from features.contracts import CUSTOMERS
-from features.online import rekey_personal_values
+from features.online.erasure import rekey_personal_values
 from serving.history import CustomerHistory
 from serving.profiles import CUSTOMER_COLUMNS, ProfileStore
 from serving.secrets_config import Secrets

@@ -77,6 +77,7 @@ FORMAT_VERSION = "2"
 CHAINS = ("sha256", "hmac-sha256")
 _GENESIS_FIELDS = ("chain", "created_at", "format_version", "key_id", "log_id")
 
+# The hashed fields in canonical (sorted) order; _canonical() relies on exactly this order.
 _HASHED = (
     "action",
     "created_at",

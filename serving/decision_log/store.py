@@ -62,7 +62,8 @@ from serving.decision_log.verify import VerifyReport, _header_problem, verify_pa
 
 _SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 
-_log = logging.getLogger(__name__)
+# The package's logger, as before the split: logging set up for ``serving.decision_log`` applies.
+_log = logging.getLogger(__package__)
 
 
 class DuplicateDecisionError(ValueError):

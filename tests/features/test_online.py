@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from features.batch import compute_features
-from features.bench_features import synthetic_tables, synthetic_transactions
 from features.contracts import BAD_TRANSACTION_LABELS
 from features.definitions import Aggregation, FeatureSet
 from features.online import OnlineFeatureStore, event_log, timestamp_us
+from features.synthetic.fast_tables import synthetic_tables, synthetic_transactions
 
 FX = {"USD": 1.0, "EUR": 1.16, "GBP": 1.33, "JPY": 0.0066, "CNY": 0.14}
 CATEGORIES = {
@@ -519,7 +519,7 @@ def test_many_late_events_within_the_lateness_give_the_batch_features(tables, fs
 def test_segments_count_like_the_union_of_windows_whatever_the_order():
     """``_Segments`` against brute force: events up to the lateness behind the newest, pruned as
     the store prunes (at the earliest query time), every answerable query time checked."""
-    from features.online import _Segments
+    from features.online.state import _Segments
 
     rng = random.Random(11)
     a, b, lateness = 2, 30, 40
