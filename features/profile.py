@@ -13,8 +13,10 @@ the model never sees it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,8 +29,10 @@ from sklearn.utils.validation import check_is_fitted
 from features import documents
 from features.reasons import FeatureReason, Renderer, as_int, binary, days, money, risk_level, times
 from features.reference import load_reference
+from features.units import US_PER_DAY, US_PER_YEAR  # integer microseconds, for one record's arithmetic
 
 DAY = pd.Timedelta(days=1)
+YEAR = 365.25 * DAY  # ages in years of 365.25 days
 CHECK_DIGIT_DOCUMENTS = ("passport", "national_id")
 # Profile columns a party must carry (after the party prefix) for the transformer to run.
 PROFILE_COLUMNS = (
@@ -62,6 +66,73 @@ PERSONAL_COLUMNS = (
     "document_number",
     "business_registration_number",
 )
+# Profile dates and the document type: read, then dropped (with PERSONAL_COLUMNS when drop_personal).
+DROPPED = (
+    "birth_date",
+    "document_expiry",
+    "business_registered_at",
+    "onboarded_at",
+    "last_kyc_review_at",
+    "twofa_enabled",
+    "document_type",
+)
+# The profile times the time-dependent outputs read.
+TIMES = (
+    "birth_date",
+    "onboarded_at",
+    "document_expiry",
+    "last_kyc_review_at",
+    "email_first_seen_at",
+    "business_registered_at",
+)
+# Output columns (after the party prefix), in the order transform adds them (the model's order).
+OUTPUTS = (
+    "age_years",
+    "account_age_days",
+    "doc_present",
+    "doc_check_digit_valid",
+    "doc_typo_likely",
+    "doc_expired",
+    "doc_days_to_expiry",
+    "doc_country_mismatch",
+    "days_since_kyc_review",
+    "volume_vs_declared",
+    "name_email_similarity",
+    "email_free_domain",
+    "email_age_days",
+    "nationality_risk",
+    "residence_risk",
+    "phone_country_risk",
+    "phone_residence_mismatch",
+    "nationality_residence_mismatch",
+    "business_age_days",
+    "industry_risk",
+    "twofa_at_onboarding",
+)
+# The outputs that depend on the event time; every other output depends on the profile alone.
+TIME_DEPENDENT = (
+    "age_years",
+    "account_age_days",
+    "doc_expired",
+    "doc_days_to_expiry",
+    "days_since_kyc_review",
+    "email_age_days",
+    "business_age_days",
+    "volume_vs_declared",
+)
+
+
+class ProfileState(NamedTuple):
+    """What one record's profile outputs need besides the event: computed once per profile.
+
+    ``static``: the time-independent output columns and the kept profile columns (prefixed);
+    ``times``: the party's ``TIMES`` as integer microseconds (None when missing); ``declared``:
+    the declared monthly volume (USD, NaN when missing).
+    """
+
+    static: dict[str, Any]
+    times: dict[str, int | None]
+    declared: float
 
 
 def _country_risk_table() -> dict[str, float]:
@@ -78,6 +149,31 @@ def _free_email_domains() -> frozenset[str]:
     return frozenset(load_reference("free_email_domains")["domain"].str.lower())
 
 
+def _phone_region(number: str) -> str | None:
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _per_value(values: pd.Series, compute: Callable[[pd.Series], Any]) -> np.ndarray:
+    """``compute`` on each distinct value of ``values`` (and once on a missing one), spread to every row.
+
+    A party's profile repeats on every one of its orders, so an element-wise function of a profile
+    column is computed once per distinct value (about once per customer) instead of once per order.
+
+    Args:
+        values: a column.
+        compute: element-wise function of a Series, returning an aligned array-like.
+
+    Returns:
+        ``compute``'s values as an array aligned with ``values``.
+    """
+    codes, uniques = pd.factorize(values)  # a missing value gets code -1: the appended last entry
+    distinct = pd.Series(uniques).reindex(range(len(uniques) + 1))
+    return np.asarray(compute(distinct))[codes]
+
+
 def phone_country(phones: pd.Series) -> pd.Series:
     """ISO country of each E.164 phone number (null when missing or unparseable).
 
@@ -87,50 +183,167 @@ def phone_country(phones: pd.Series) -> pd.Series:
     Returns:
         A string Series aligned with ``phones``.
     """
+    codes, uniques = pd.factorize(phones)
+    regions = np.array([_phone_region(number) for number in uniques] + [None], dtype=object)
+    return pd.Series(regions[codes], index=phones.index, name=phones.name).astype("str")
 
-    def one(number: str) -> str | None:
-        try:
-            return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or None
-        except phonenumbers.NumberParseException:
-            return None
 
-    uniques = phones.dropna().unique()
-    mapping = {number: one(number) for number in uniques}
-    return phones.map(mapping).astype("str")
+def _similarity(name: str, email: str) -> float:
+    local = "".join(ch for ch in email.split("@", 1)[0].lower() if ch.isalpha())
+    ascii_name = anyascii(name).lower()
+    tokens = ["".join(ch for ch in token if ch.isalpha()) for token in ascii_name.split()]
+    tokens = [t for t in tokens if t]
+    if not local or not tokens:
+        return 0.0
+    # Full tokens found in the local part count fully; otherwise fall back to fuzzy overlap
+    # (initials plus surname, small typos).
+    joined = "".join(tokens)
+    return max(
+        fuzz.partial_ratio(local, joined) / 100.0 if len(local) >= 3 else 0.0,
+        max(fuzz.partial_ratio(token, local) / 100.0 for token in tokens if len(token) >= 3)
+        if any(len(t) >= 3 for t in tokens)
+        else 0.0,
+    )
 
 
 def name_email_similarity(names: pd.Series, emails: pd.Series) -> pd.Series:
     """How well an e-mail's local part matches the name, 0 (unrelated) to 1 (built from it).
 
     Names in any script are transliterated to Latin first; digits and separators in the e-mail
-    are ignored, so ``j.smith84@...`` matches "John Smith".
+    are ignored, so ``j.smith84@...`` matches "John Smith". Each distinct (name, e-mail) pair is
+    scored once.
 
     Returns:
         A float Series aligned with the inputs; NaN where the name or e-mail is missing.
     """
-    frame = pd.DataFrame({"name": names, "email": emails})
-    pairs = frame.dropna().drop_duplicates()
+    name_codes, name_values = pd.factorize(names)
+    email_codes, email_values = pd.factorize(emails)
+    known = (name_codes >= 0) & (email_codes >= 0)
+    pairs, row_pair = np.unique(
+        name_codes[known].astype(np.int64) * len(email_values) + email_codes[known], return_inverse=True
+    )
+    scores = np.array(
+        [
+            _similarity(name_values[k // len(email_values)], email_values[k % len(email_values)])
+            for k in pairs
+        ],
+        dtype="float64",
+    )
+    out = np.full(len(names), np.nan)
+    out[known] = scores[row_pair]
+    return pd.Series(out, index=names.index, dtype="float64")
 
-    def one(name: str, email: str) -> float:
-        local = "".join(ch for ch in email.split("@", 1)[0].lower() if ch.isalpha())
-        ascii_name = anyascii(name).lower()
-        tokens = ["".join(ch for ch in token if ch.isalpha()) for token in ascii_name.split()]
-        tokens = [t for t in tokens if t]
-        if not local or not tokens:
-            return 0.0
-        # Full tokens found in the local part count fully; otherwise fall back to fuzzy overlap
-        # (initials plus surname, small typos).
-        joined = "".join(tokens)
-        return max(
-            fuzz.partial_ratio(local, joined) / 100.0 if len(local) >= 3 else 0.0,
-            max(fuzz.partial_ratio(token, local) / 100.0 for token in tokens if len(token) >= 3)
-            if any(len(t) >= 3 for t in tokens)
-            else 0.0,
-        )
 
-    scores = {(n, e): one(n, e) for n, e in zip(pairs["name"], pairs["email"], strict=True)}
-    keys = list(zip(frame["name"], frame["email"], strict=True))
-    return pd.Series([scores.get(k, np.nan) for k in keys], index=names.index, dtype="float64")
+def _record_us(value: Any) -> int | None:
+    """A time of one record as integer microseconds since the epoch (None when missing)."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.value) // 1000  # .value is nanoseconds whatever the unit
+
+
+@functools.cache
+def _dropped_columns(party: str, drop_personal: bool) -> tuple[str, ...]:
+    return tuple(f"{party}_{c}" for c in (*DROPPED, *(PERSONAL_COLUMNS if drop_personal else ())))
+
+
+class _Columns:
+    """The arithmetic of the time-dependent formulas on whole columns (pandas, times as datetimes)."""
+
+    day, year = DAY, YEAR
+
+    def __init__(self, index: pd.Index):
+        self.index = index
+
+    def span(self, later: Any, earlier: Any, unit: pd.Timedelta) -> pd.Series:
+        if later is None or earlier is None:
+            return pd.Series(np.nan, index=self.index)
+        return (later - earlier) / unit
+
+    @staticmethod
+    def not_after(when: pd.Series, t: pd.Series) -> pd.Series:
+        return (when <= t).astype("float64").where(when.notna())
+
+    @staticmethod
+    def known_at(when: pd.Series, t: pd.Series, otherwise: pd.Series) -> pd.Series:
+        return when.where(when <= t, otherwise)
+
+    @staticmethod
+    def per_positive(value: pd.Series, base: pd.Series) -> pd.Series:
+        return value.astype("float64") / base.where(base > 0)
+
+    @staticmethod
+    def lookup(values: pd.Series, table: Mapping[Any, float]) -> np.ndarray:
+        return _per_value(values, lambda distinct: distinct.map(table).astype("float64"))
+
+
+class _Record:
+    """The same arithmetic on one record (Python numbers, times as integer microseconds or None).
+
+    ``float(us) / float(unit)`` is what pandas computes for ``datetime64[us]`` differences divided by
+    a Timedelta (both exact in float64, so the quotient is the correctly rounded one).
+    """
+
+    day, year = float(US_PER_DAY), float(US_PER_YEAR)
+
+    @staticmethod
+    def span(later: int | None, earlier: int | None, unit: float) -> float:
+        if later is None or earlier is None:
+            return math.nan
+        return float(later - earlier) / unit
+
+    @staticmethod
+    def not_after(when: int | None, t: int) -> float:
+        return math.nan if when is None else float(when <= t)
+
+    @staticmethod
+    def known_at(when: int | None, t: int, otherwise: int | None) -> int | None:
+        return when if when is not None and when <= t else otherwise
+
+    @staticmethod
+    def per_positive(value: float, base: float) -> float:
+        return float(value) / base if base > 0 else math.nan
+
+    @staticmethod
+    def lookup(value: Any, table: Mapping[Any, float]) -> float:
+        return float(table.get(value, math.nan)) if isinstance(value, str) else math.nan
+
+
+def _time_dependent(
+    ops: Any, t: Any, times: Mapping[str, Any], activity: Any, declared: Any
+) -> dict[str, Any]:
+    """The outputs that depend on the event time, written once for columns and for one record.
+
+    Args:
+        ops: ``_Columns`` (``transform``) or ``_Record`` (``transform_record``).
+        t: the event time; ``times``: the party's ``TIMES`` (None when absent); ``activity``: the
+            party's ``amount_sum_30d`` history feature (None when not an input); ``declared``: its
+            declared monthly volume (USD, float).
+
+    Returns:
+        Output name (without the party prefix) -> value, for ``TIME_DEPENDENT`` names.
+    """
+    out = {
+        "age_years": ops.span(t, times["birth_date"], ops.year),
+        "account_age_days": ops.span(t, times["onboarded_at"], ops.day),
+        "doc_expired": ops.not_after(times["document_expiry"], t),
+        "doc_days_to_expiry": ops.span(times["document_expiry"], t, ops.day),
+        # A review recorded after the event was not known at the event: fall back to onboarding,
+        # which counts as the first review (point in time).
+        "days_since_kyc_review": ops.span(
+            t, ops.known_at(times["last_kyc_review_at"], t, times["onboarded_at"]), ops.day
+        ),
+        "email_age_days": ops.span(t, times["email_first_seen_at"], ops.day),
+        "business_age_days": ops.span(t, times["business_registered_at"], ops.day),
+    }
+    if activity is not None:
+        # Recent activity against the volume declared at the last review (outgrown KYC).
+        out["volume_vs_declared"] = ops.per_positive(activity, declared)
+    return out
 
 
 class PartyProfileFeatures(TransformerMixin, BaseEstimator):
@@ -142,15 +355,21 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         time_column: the event time the profile is evaluated at (age, expiry, staleness).
         drop_personal: drop the party's raw personal columns after use.
 
-    Output columns (added, each prefixed ``{party}_``): ``age_years``, ``account_age_days``,
-    ``doc_present``, ``doc_check_digit_valid``, ``doc_typo_likely``, ``doc_expired``,
-    ``doc_days_to_expiry``, ``doc_country_mismatch``, ``days_since_kyc_review``,
-    ``name_email_similarity``, ``email_free_domain``, ``email_age_days``, ``nationality_risk``,
-    ``residence_risk``, ``phone_country_risk``, ``phone_residence_mismatch``,
-    ``nationality_residence_mismatch``, ``business_age_days``, ``industry_risk``,
-    ``twofa_at_onboarding``, and ``volume_vs_declared`` (the party's ``{party}_amount_sum_30d``
-    history feature over the declared monthly volume) when that feature is in the input. Dates and times of the profile are dropped (they would only teach
-    the model the calendar); categorical profile columns are kept for the encoder.
+    Output columns (added, each prefixed ``{party}_``, in the order of ``OUTPUTS``): ``age_years``,
+    ``account_age_days``, ``doc_present``, ``doc_check_digit_valid``, ``doc_typo_likely``,
+    ``doc_expired``, ``doc_days_to_expiry``, ``doc_country_mismatch``, ``days_since_kyc_review``,
+    ``volume_vs_declared`` (the party's ``{party}_amount_sum_30d`` history feature over the declared
+    monthly volume, only when that feature is in the input), ``name_email_similarity``,
+    ``email_free_domain``, ``email_age_days``, ``nationality_risk``, ``residence_risk``,
+    ``phone_country_risk``, ``phone_residence_mismatch``, ``nationality_residence_mismatch``,
+    ``business_age_days``, ``industry_risk``, ``twofa_at_onboarding``. Dates and times of the
+    profile are dropped (they would only teach the model the calendar); categorical profile
+    columns are kept for the encoder.
+
+    Two ways in, one set of formulas: ``transform`` on a frame, and ``transform_record`` on one
+    record (the service's row path). The time-independent outputs are computed column-wise only
+    (``profile_states`` runs them for the records, once per profile); the time-dependent ones are
+    written once in ``_time_dependent`` over two arithmetic backends (``_Columns``, ``_Record``).
     """
 
     def __init__(self, party: str = "buyer", time_column: str = "occurred_at", drop_personal: bool = True):
@@ -171,88 +390,143 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check_columns(self, X: pd.DataFrame) -> None:
+    def _check_columns(self, X: pd.DataFrame, with_time: bool = True) -> None:
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"{type(self).__name__} expects a pandas DataFrame, got {type(X).__name__}")
-        needed = [self.time_column] + [f"{self.party}_{c}" for c in PROFILE_COLUMNS]
+        needed = [self.time_column] * with_time + [f"{self.party}_{c}" for c in PROFILE_COLUMNS]
         missing = [c for c in needed if c not in X.columns]
         if missing:
             raise ValueError(f"{type(self).__name__}({self.party}) is missing input columns: {missing}")
 
+    def _dropped(self) -> tuple[str, ...]:
+        return _dropped_columns(self.party, self.drop_personal)
+
+    def _time_independent(self, X: pd.DataFrame) -> dict[str, Any]:
+        """The outputs that depend on the profile alone (without the prefix), column-wise."""
+        p = f"{self.party}_"
+        col = lambda name: X[p + name]  # noqa: E731 - short local accessor keeps formulas readable
+        out: dict[str, Any] = {}
+        number = col("document_number")
+        out["doc_present"] = number.notna().astype("float64")
+        # Only passports and national ids carry an ICAO 9303 check digit.
+        checkable = col("document_type").isin(CHECK_DIGIT_DOCUMENTS).to_numpy()
+        for name, check in (
+            ("doc_check_digit_valid", documents.check_digit_valid),
+            ("doc_typo_likely", documents.transposition_typo),
+        ):
+            flags = _per_value(number, lambda distinct, check=check: _as_float(check(distinct)))
+            out[name] = np.where(checkable, flags, np.nan)
+        out["doc_country_mismatch"] = _mismatch(col("document_country"), col("nationality"))
+        out["name_email_similarity"] = name_email_similarity(col("full_name"), col("email"))
+        free = self.free_email_domains_
+
+        def free_domain(emails: pd.Series) -> pd.Series:
+            domain = emails.astype("str").str.extract(r"@([^@]+)$", expand=False).str.lower()
+            return domain.isin(free).astype("float64").where(domain.notna())
+
+        out["email_free_domain"] = _per_value(col("email"), free_domain)
+        phone_cc = phone_country(col("phone"))
+        risk = self.country_risk_
+        out["nationality_risk"] = _Columns.lookup(col("nationality"), risk)
+        out["residence_risk"] = _Columns.lookup(col("residence_country"), risk)
+        out["phone_country_risk"] = _Columns.lookup(phone_cc, risk)
+        out["phone_residence_mismatch"] = _mismatch(phone_cc, col("residence_country"))
+        out["nationality_residence_mismatch"] = _mismatch(col("nationality"), col("residence_country"))
+        out["industry_risk"] = _Columns.lookup(col("industry"), self.industry_risk_)
+        out["twofa_at_onboarding"] = col("twofa_enabled").astype("float64")
+        return out
+
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The input without the party's dates and personal columns, plus the output columns.
+
+        Only the added columns are new memory: the kept input columns are shared with ``X``
+        (pandas copy-on-write), which is never modified.
+        """
         check_is_fitted(self, "country_risk_")
         self._check_columns(X)
         p = f"{self.party}_"
-        col = lambda name: X[p + name]  # noqa: E731 - short local accessor keeps formulas readable
-        at = lambda name: _utc(X[p + name])  # noqa: E731
-        t = _utc(X[self.time_column])
-        out = {}
-
-        out[p + "age_years"] = (t - at("birth_date")) / (365.25 * DAY)
-        out[p + "account_age_days"] = (t - at("onboarded_at")) / DAY
-
-        number = col("document_number")
-        present = number.notna()
-        out[p + "doc_present"] = present.astype("float64")
-        # Only passports and national ids carry an ICAO 9303 check digit.
-        checkable = col("document_type").isin(CHECK_DIGIT_DOCUMENTS)
-        out[p + "doc_check_digit_valid"] = _as_float(documents.check_digit_valid(number)).where(checkable)
-        out[p + "doc_typo_likely"] = _as_float(documents.transposition_typo(number)).where(checkable)
-        expiry = at("document_expiry")
-        out[p + "doc_expired"] = (expiry <= t).astype("float64").where(expiry.notna())
-        out[p + "doc_days_to_expiry"] = (expiry - t) / DAY
-        out[p + "doc_country_mismatch"] = _mismatch(col("document_country"), col("nationality"))
-
-        # A review recorded after the event was not known at the event: fall back to onboarding,
-        # which counts as the first review (point in time).
-        review = at("last_kyc_review_at")
-        review = review.where(review <= t, at("onboarded_at"))
-        out[p + "days_since_kyc_review"] = (t - review) / DAY
-        # Recent activity against the volume declared at the last review (outgrown KYC).
-        activity = f"{self.party}_amount_sum_30d"
-        declared = col("declared_monthly_volume_usd").astype("float64")
-        if activity in X.columns:
-            out[p + "volume_vs_declared"] = X[activity].astype("float64") / declared.where(declared > 0)
-
-        out[p + "name_email_similarity"] = name_email_similarity(col("full_name"), col("email"))
-        domain = col("email").astype("str").str.extract(r"@([^@]+)$", expand=False).str.lower()
-        out[p + "email_free_domain"] = (
-            domain.isin(self.free_email_domains_).astype("float64").where(domain.notna())
+        times = {c: _utc(X[p + c]) if p + c in X.columns else None for c in TIMES}
+        activity = X[p + "amount_sum_30d"] if p + "amount_sum_30d" in X.columns else None
+        declared = X[p + "declared_monthly_volume_usd"].astype("float64")
+        out = self._time_independent(X)
+        out.update(_time_dependent(_Columns(X.index), _utc(X[self.time_column]), times, activity, declared))
+        added = pd.DataFrame(
+            {p + name: np.asarray(out[name], dtype="float64") for name in OUTPUTS if name in out},
+            index=X.index,
         )
-        if p + "email_first_seen_at" in X.columns:
-            out[p + "email_age_days"] = (t - at("email_first_seen_at")) / DAY
-        else:
-            out[p + "email_age_days"] = pd.Series(np.nan, index=X.index)
+        kept = X.drop(columns=[c for c in self._dropped() if c in X.columns])
+        replaced = [c for c in added.columns if c in kept.columns]
+        if replaced:  # an output already in the input keeps its place, as assignment would
+            kept = kept.assign(**{c: added[c] for c in replaced})
+            added = added.drop(columns=replaced)
+        return pd.concat([kept, added], axis=1)
 
-        phone_cc = phone_country(col("phone"))
-        out[p + "nationality_risk"] = col("nationality").map(self.country_risk_).astype("float64")
-        out[p + "residence_risk"] = col("residence_country").map(self.country_risk_).astype("float64")
-        out[p + "phone_country_risk"] = phone_cc.map(self.country_risk_).astype("float64")
-        out[p + "phone_residence_mismatch"] = _mismatch(phone_cc, col("residence_country"))
-        out[p + "nationality_residence_mismatch"] = _mismatch(col("nationality"), col("residence_country"))
+    def profile_states(self, X: pd.DataFrame) -> list[ProfileState]:
+        """The time-independent part of ``transform_record``'s answer for each row of profiles.
 
-        out[p + "business_age_days"] = (t - at("business_registered_at")) / DAY
-        out[p + "industry_risk"] = col("industry").map(self.industry_risk_).astype("float64")
-        out[p + "twofa_at_onboarding"] = col("twofa_enabled").astype("float64")
+        The service computes it once per customer and profile version and keeps it.
 
-        result = X.copy()
-        for name, values in out.items():
-            result[name] = pd.Series(values, index=X.index).astype("float64")
-        dropped = [
-            p + c
-            for c in (
-                "birth_date",
-                "document_expiry",
-                "business_registered_at",
-                "onboarded_at",
-                "last_kyc_review_at",
-                "twofa_enabled",
-                "document_type",
+        Args:
+            X: the party's profile columns (``{party}_`` + ``PROFILE_COLUMNS``, optional ones
+                when present), encoded as the Pipeline's input is; no event time needed.
+
+        Returns:
+            One ``ProfileState`` per row, in order.
+        """
+        check_is_fitted(self, "country_risk_")
+        self._check_columns(X, with_time=False)
+        p = f"{self.party}_"
+        out = self._time_independent(X)
+        static = pd.DataFrame(
+            {p + n: np.asarray(out[n], dtype="float64") for n in OUTPUTS if n in out}, index=X.index
+        )
+        drop = {*self._dropped(), self.time_column}
+        kept = [c for c in X.columns if c not in drop and c not in static.columns]
+        frame = pd.concat([X[kept], static], axis=1)
+        columns = list(frame.columns)
+        declared = X[p + "declared_monthly_volume_usd"].astype("float64").tolist()
+        # a time beyond pandas' nanosecond range (year 2262) raises here: the service quarantines it
+        times = [
+            [_record_us(v) for v in X[p + c].tolist()] if p + c in X.columns else [None] * len(X)
+            for c in TIMES
+        ]
+        return [
+            ProfileState(dict(zip(columns, values, strict=True)), dict(zip(TIMES, stamps, strict=True)), d)
+            for values, d, stamps in zip(
+                frame.itertuples(index=False, name=None), declared, zip(*times, strict=True), strict=True
             )
         ]
-        if self.drop_personal:
-            dropped += [p + c for c in PERSONAL_COLUMNS]
-        return result.drop(columns=[c for c in dropped if c in result.columns])
+
+    def transform_record(
+        self, record: Mapping[str, Any], profile: ProfileState | None = None
+    ) -> dict[str, Any]:
+        """``transform`` of one record: the same output columns and values, as a dict.
+
+        Args:
+            record: the event's values by input column (the event time, the party's
+                ``amount_sum_30d`` when it is an input, and the party's profile columns unless
+                ``profile`` is given).
+            profile: this party's ``profile_states`` entry, computed beforehand (the service's cache).
+
+        Returns:
+            The record without the party's dropped columns, plus the output columns.
+        """
+        p = f"{self.party}_"
+        if profile is None:
+            check_is_fitted(self, "country_risk_")
+            columns = [p + c for c in (*PROFILE_COLUMNS, *OPTIONAL_PROFILE_COLUMNS) if p + c in record]
+            profile = self.profile_states(pd.DataFrame([{c: record[c] for c in columns}]))[0]
+        out = dict(record)
+        for column in self._dropped():
+            out.pop(column, None)
+        out.update(profile.static)
+        activity = record.get(p + "amount_sum_30d")
+        timed = _time_dependent(
+            _Record, _record_us(record[self.time_column]), profile.times, activity, profile.declared
+        )
+        for name, value in timed.items():
+            out[p + name] = value
+        return out
 
 
 def _utc(values: pd.Series) -> pd.Series:
@@ -283,6 +557,13 @@ class EventRiskFeatures(TransformerMixin, BaseEstimator):
 
     GOODS_RISK = {"low": 0.0, "medium": 1 / 3, "high": 2 / 3, "restricted": 1.0}
     COLUMNS = ("ip_country", "buyer_country", "seller_country", "goods_category")
+    # (output column, input column, fitted table): the whole step, read by transform and transform_record
+    RISKS = (
+        ("ip_country_risk", "ip_country", "country_risk_"),
+        ("buyer_country_risk", "buyer_country", "country_risk_"),
+        ("seller_country_risk", "seller_country", "country_risk_"),
+        ("goods_category_risk", "goods_category", "goods_risk_"),
+    )
 
     def fit(self, X: pd.DataFrame, y=None):
         self._check_columns(X)
@@ -303,13 +584,22 @@ class EventRiskFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} is missing input columns: {missing}")
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The input plus the output columns (the input's columns are shared, never modified)."""
         check_is_fitted(self, "country_risk_")
         self._check_columns(X)
-        result = X.copy()
-        for column in ("ip_country", "buyer_country", "seller_country"):
-            result[f"{column}_risk"] = X[column].map(self.country_risk_).astype("float64")
-        result["goods_category_risk"] = X["goods_category"].map(self.goods_risk_).astype("float64")
-        return result
+        return X.assign(
+            **{
+                name: pd.Series(_Columns.lookup(X[column], getattr(self, table)), index=X.index)
+                for name, column, table in self.RISKS
+            }
+        )
+
+    def transform_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``transform`` of one record (a dict of input columns): the record plus the output columns."""
+        out = dict(record)
+        for name, column, table in self.RISKS:
+            out[name] = _Record.lookup(record[column], getattr(self, table))
+        return out
 
 
 # --- Reasons: the declaration of each profile and event-risk output's reason code and sentence ---

@@ -137,3 +137,50 @@ def test_pickle_round_trip(fitted: PartyProfileFeatures) -> None:
     frame = _frame(_row(), _row(nationality="IR"))
     again = pickle.loads(pickle.dumps(fitted))
     pd.testing.assert_frame_equal(again.transform(frame), fitted.transform(frame))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and np.isnan(a):
+        return isinstance(b, float) and np.isnan(b)
+    return a == b
+
+
+def test_one_record_gives_what_the_frame_gives(fitted: PartyProfileFeatures) -> None:
+    """``transform_record`` (the service's row path) equals ``transform`` column by column."""
+    from features.profile import EventRiskFeatures
+
+    rows = [
+        _row(),
+        _row(last_kyc_review_at=_ts("2026-04-01"), document_expiry=_ts("2026-02-01"), email_first_seen_at=pd.NaT),
+        _row(document_number=None, birth_date=pd.NaT, document_expiry=pd.NaT, declared_monthly_volume_usd=0.0),
+        _row(email=None, phone="+9999", nationality="XX", industry="crypto", twofa_enabled=False),
+    ]
+    frame = _frame(*rows)
+    frame["buyer_amount_sum_30d"] = [1200.0, np.nan, 50.0, 0.0]
+    for column, value in (("ip_country", "DE"), ("buyer_country", "KP"), ("seller_country", None)):
+        frame[column] = pd.Series([value, None, "ZZ", "FR"], dtype="str")
+    frame["goods_category"] = pd.Series(["electronics", "nope", None, "electronics"], dtype="str")
+    event = EventRiskFeatures().fit(frame)
+    expected = event.transform(fitted.transform(frame))
+    states = fitted.profile_states(frame.drop(columns=["occurred_at", "buyer_amount_sum_30d"]))
+    for i, record in enumerate(frame.to_dict("records")):
+        for got in (
+            event.transform_record(fitted.transform_record(record)),
+            event.transform_record(fitted.transform_record({"occurred_at": record["occurred_at"],
+                                                            "buyer_amount_sum_30d": record["buyer_amount_sum_30d"],
+                                                            **{c: record[c] for c in ("ip_country", "buyer_country",
+                                                               "seller_country", "goods_category")}},
+                                                           states[i])),
+        ):  # fmt: skip
+            assert set(got) == set(expected.columns)
+            for column in expected.columns:
+                assert _same(expected[column].iloc[i], got[column]), (i, column, expected[column].iloc[i], got[column])
+
+
+def test_the_frame_is_not_modified_and_kept_columns_are_not_copied(fitted: PartyProfileFeatures) -> None:
+    frame = _frame(_row(), _row(nationality="FR"))
+    before = frame.copy()
+    out = fitted.transform(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    assert np.shares_memory(out["buyer_declared_monthly_volume_usd"].to_numpy(),
+                            frame["buyer_declared_monthly_volume_usd"].to_numpy())  # fmt: skip
