@@ -54,6 +54,7 @@ from features.contracts import (
     empty_table,
 )
 from features.problems import EXPECTED_KIND, Dataset, InvalidDataError, Problem, problem_at
+from features.units import US_PER_MS, US_PER_SECOND
 from features.validation import Report, validate_dataset
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ EPOCH_REASON = (
     "wrong type: a number is not a time (epoch seconds or milliseconds are not read); "
     "expected an ISO 8601 timestamp such as 2025-01-31T12:00:00Z"
 )
-_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000}
+_US_PER_UNIT = {"s": US_PER_SECOND, "ms": US_PER_MS}
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 

@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from features.contracts import EVENT_TYPES
 from features.definitions.history_reasons import ENTITY_WORDS, KNOWN_MEASURES, HistoryName, history_reason
 from features.reasons import FeatureReason
+from features.units import US_PER_DAY, US_PER_HOUR, US_PER_SECOND
 
 # --- Time ------------------------------------------------------------------------------------
 
-US_PER_SECOND = 1_000_000
-US_PER_HOUR = 3_600 * US_PER_SECOND
-US_PER_DAY = 24 * US_PER_HOUR
 _UNITS = {"s": US_PER_SECOND, "m": 60 * US_PER_SECOND, "h": US_PER_HOUR, "d": US_PER_DAY}
 _WINDOW_RE = re.compile(r"^([1-9][0-9]*)([smhd])$")
 ALL = "all"
@@ -304,29 +302,9 @@ class Aggregation:
             things += f" of {ent}"
         else:
             things = f"transactions of {ent}"
-        m = MEASURES[self.measure]
-        win = self._window_text()
-        op = self.op
-        if op == "count":
-            text = f"number of {things} {win}"
-        elif op == "sum":
-            text = f"total {m.text} of {things} {win}"
-        elif op == "mean":
-            text = f"mean {m.text} of {things} {win}"
-        elif op in ("max", "min"):
-            text = f"{'largest' if op == 'max' else 'smallest'} {m.text} of {things} {win}"
-        elif op == "std":
-            text = f"sample standard deviation (ddof=1) of the {m.text} of {things} {win}"
-        elif op == "ratio":
-            text = f"current {m.text} / mean {m.text} of {things} {win}"
-        elif op == "nunique":
-            text = f"number of distinct {m.text} in {things} {win}"
-        elif op == "fraud_count":
-            text = f"number of {things} {win} labelled bad by a label known before this transaction"
-        elif op == "fraud_rate":
-            text = f"share of {things} {win} labelled bad by a label known before this transaction"
-        else:
-            text = f"hours since the latest of the {things} {win}"
+        text = _DESCRIBE[self.op].format(
+            m=MEASURES[self.measure].text, things=things, win=self._window_text()
+        )
         if self.fill is not None:
             text += f" ({self.fill:g} when empty)"
         return text
@@ -344,6 +322,22 @@ class Aggregation:
         w_d = f"{parse_duration(self.window) + parse_duration(self.delay)}"
         span = _fmt_duration(int(w_d))
         return f"in {lo}t-{span}, t-{self.delay}{hi}"
+
+
+# op -> data-card line, from the measure's text ``m``, whose events ``things`` and the window ``win``.
+_DESCRIBE = {
+    "count": "number of {things} {win}",
+    "sum": "total {m} of {things} {win}",
+    "mean": "mean {m} of {things} {win}",
+    "max": "largest {m} of {things} {win}",
+    "min": "smallest {m} of {things} {win}",
+    "std": "sample standard deviation (ddof=1) of the {m} of {things} {win}",
+    "ratio": "current {m} / mean {m} of {things} {win}",
+    "nunique": "number of distinct {m} in {things} {win}",
+    "fraud_count": "number of {things} {win} labelled bad by a label known before this transaction",
+    "fraud_rate": "share of {things} {win} labelled bad by a label known before this transaction",
+    "since_last": "hours since the latest of the {things} {win}",
+}
 
 
 def _fmt_duration(us: int) -> str:

@@ -59,7 +59,6 @@ OUTPUT_COLUMNS = (
 # --- Dates, countries, times -------------------------------------------------------------------
 
 NAT = np.iinfo(np.int64).min
-NS_PER_DAY = 86_400 * 10**9
 
 
 def _utc_stamps(values: Any) -> pd.Series:

@@ -63,7 +63,6 @@ from features.screening.evidence import (
     DEFAULT_DOB_POINTS,
     DOB_CATEGORIES,
     NAT,
-    NS_PER_DAY,
     OUTPUT_COLUMNS,
     STATUS_CLEAR,
     STATUS_HIT,
@@ -79,6 +78,7 @@ from features.screening.evidence import (
     years,
 )
 from features.screening.names import ParsedName, deletion_keys, name_forms, name_variants, parse_name
+from features.units import NS_PER_DAY
 
 WATCHLIST_REQUIRED_COLUMNS = ("entry_id", "list_type", "full_name", "aliases", "birth_date", "country")
 _LIST_TYPES = ("sanction", "pep")

@@ -16,13 +16,11 @@ from features.synthetic.world import (
     INDUSTRY,
     NULL,
     PAYMENT,
-    US_PER_DAY,
-    US_PER_HOUR,
     World,
 )
+from features.units import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
 
 NEVER = np.iinfo(np.int64).max
-US_PER_MINUTE = 60_000_000
 
 # Individuals' median orders per day (lognormal, sigma 1); businesses buy more often.
 ORDER_RATE_MEDIAN = {INDIVIDUAL: 0.15, BUSINESS: 0.45}

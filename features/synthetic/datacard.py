@@ -15,6 +15,7 @@ from pandas.errors import Pandas4Warning
 from features import contracts
 from features.reference import load_reference
 from features.synthetic.patterns import BAD_STAGES, PERIOD_DAYS, SPECS
+from features.units import SECONDS_PER_DAY
 
 GENERATOR_VERSION = "1.0"
 TABLE_ORDER = ("customers", "transactions", "account_events", "watchlist", "labels", "patterns")
@@ -61,7 +62,7 @@ def datacard(tables: dict[str, pd.DataFrame]) -> dict:
     cust_labels = labels[labels["entity_type"] == "customer"]
     bad = tx_labels[tx_labels["label"].isin(contracts.BAD_TRANSACTION_LABELS)]
     occurred = tx.set_index("transaction_id")["occurred_at"]
-    delay = (tx_labels["known_at"] - tx_labels["entity_id"].map(occurred)).dt.total_seconds() / 86400
+    delay = (tx_labels["known_at"] - tx_labels["entity_id"].map(occurred)).dt.total_seconds() / SECONDS_PER_DAY
     period_end = pd.Timestamp(meta["period_end"]) if meta else tx["occurred_at"].max()
     period_start = pd.Timestamp(meta["period_start"]) if meta else tx["occurred_at"].min().floor("D")
 

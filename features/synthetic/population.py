@@ -33,14 +33,13 @@ from features.synthetic.world import (
     INDUSTRY,
     NULL,
     SELLER,
-    US_PER_DAY,
     Clock,
     Reference,
     choice,
 )
+from features.units import US_PER_DAY, US_PER_YEAR
 
 NAT = np.iinfo(np.int64).min  # null timestamp
-US_PER_YEAR = int(365.25 * US_PER_DAY)
 EARLIEST_EMAIL = 820_454_400_000_000  # 1996-01-01 UTC, microseconds
 
 BUSINESS_SHARE = 0.15

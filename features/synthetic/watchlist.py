@@ -8,8 +8,9 @@ import numpy as np
 from anyascii import anyascii
 
 from features.synthetic.names import BUSINESS_WORDS, INDUSTRY_WORDS, LEGAL_SUFFIX, POOL_CODES, POOLS, NamePool
-from features.synthetic.population import NAT, US_PER_YEAR, day_floor, name_tokens, person_name
-from features.synthetic.world import NULL, US_PER_DAY, Clock, Reference, choice
+from features.synthetic.population import NAT, day_floor, name_tokens, person_name
+from features.synthetic.world import NULL, Clock, Reference, choice
+from features.units import US_PER_DAY, US_PER_YEAR
 
 SANCTION, PEP = 0, 1
 # Where sanctioned persons and entities come from (weights; the rest of the world gets 10).

@@ -11,13 +11,12 @@ import pandas as pd
 from features import contracts
 from features.reference import iso_country_codes, load_reference
 from features.synthetic.names import COUNTRY_POOL, POOL_CODES, REGION_POOL
+from features.units import US_PER_DAY
 
 if TYPE_CHECKING:
     from features.synthetic.behaviour import Habits
     from features.synthetic.population import Population
 
-US_PER_HOUR = 3_600_000_000
-US_PER_DAY = 24 * US_PER_HOUR
 NULL = -1  # index meaning "no value" in every integer-coded column
 
 CATEGORY = {name: i for i, name in enumerate(contracts.GOODS_CATEGORIES)}

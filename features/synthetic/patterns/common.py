@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.synthetic.behaviour import (
-    US_PER_MINUTE,
-    add_logins,
-)
+from features.synthetic.behaviour import add_logins
 from features.synthetic.patterns.specs import CODE, STAGE
-from features.synthetic.population import NAT, US_PER_YEAR, day_floor
-from features.synthetic.world import (
-    CATEGORY,
-    LABEL,
-    SOURCE,
-    US_PER_DAY,
-    World,
-)
+from features.synthetic.population import NAT, day_floor
+from features.synthetic.world import CATEGORY, LABEL, SOURCE, World
+from features.units import US_PER_DAY, US_PER_MINUTE, US_PER_YEAR
 
 HIGH_VALUE = {"phones": 30, "electronics": 30, "gift_cards": 20, "computers": 15, "jewelry": 5}
 

@@ -21,7 +21,7 @@ from features.synthetic.patterns.common import (
     set_onboarded,
 )
 from features.synthetic.patterns.specs import CODE, SPEC, STAGE, _count
-from features.synthetic.population import NAT, US_PER_YEAR, day_floor
+from features.synthetic.population import NAT, day_floor
 from features.synthetic.watchlist import (
     PEP,
     SANCTION,
@@ -30,18 +30,8 @@ from features.synthetic.watchlist import (
     pick_entries,
     variant_kinds,
 )
-from features.synthetic.world import (
-    BUYER,
-    CATEGORY,
-    DOCUMENT,
-    INDIVIDUAL,
-    NULL,
-    PAYMENT,
-    US_PER_DAY,
-    US_PER_HOUR,
-    World,
-    choice,
-)
+from features.synthetic.world import BUYER, CATEGORY, DOCUMENT, INDIVIDUAL, NULL, PAYMENT, World, choice
+from features.units import US_PER_DAY, US_PER_HOUR, US_PER_YEAR
 
 LOW_VALUE = {"books": 25, "beauty": 25, "groceries": 20, "general": 15, "fashion": 15}
 

@@ -6,10 +6,7 @@ import numpy as np
 
 from features.synthetic.patterns.common import _days, _label
 from features.synthetic.patterns.specs import SPEC, _count
-from features.synthetic.world import (
-    NULL,
-    World,
-)
+from features.synthetic.world import NULL, World
 
 
 def friendly_fraud(world: World, usd: np.ndarray, tx: dict[str, np.ndarray]) -> int:

@@ -16,11 +16,10 @@ from features.synthetic.world import (
     INDIVIDUAL,
     INDUSTRY,
     PAYMENT,
-    US_PER_DAY,
-    US_PER_HOUR,
     World,
     choice,
 )
+from features.units import US_PER_DAY, US_PER_HOUR
 
 RING_HUBS = ("AE", "HK", "CY", "GB", "TR", "LV", "SG", "GE", "KZ", "US", "VG", "PA", "MT", "EE", "AM")
 

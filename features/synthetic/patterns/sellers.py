@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.synthetic.behaviour import (
-    activity_times,
-    add_logins,
-    fill_orders,
-    usd_price,
-)
+from features.synthetic.behaviour import activity_times, add_logins, fill_orders, usd_price
 from features.synthetic.patterns.common import _days, _label, _member, _order_logins, _pick, set_onboarded
 from features.synthetic.patterns.specs import CODE, SPEC, STAGE
-from features.synthetic.world import (
-    BUSINESS,
-    CATEGORY,
-    INDUSTRY,
-    NULL,
-    SELLER,
-    US_PER_DAY,
-    US_PER_HOUR,
-    World,
-    choice,
-)
+from features.synthetic.world import BUSINESS, CATEGORY, INDUSTRY, NULL, SELLER, World, choice
+from features.units import US_PER_DAY, US_PER_HOUR
 
 
 class StolenGoodsSeller:

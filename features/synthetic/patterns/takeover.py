@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.synthetic.behaviour import (
-    US_PER_MINUTE,
-    twofa_at,
-)
+from features.synthetic.behaviour import twofa_at
 from features.synthetic.patterns.common import (
     HIGH_VALUE,
     _days,
@@ -18,15 +15,8 @@ from features.synthetic.patterns.common import (
     _sellers_for,
 )
 from features.synthetic.patterns.specs import CODE, SPEC, STAGE
-from features.synthetic.world import (
-    CATEGORY,
-    EVENT,
-    PAYMENT,
-    US_PER_DAY,
-    US_PER_HOUR,
-    World,
-    choice,
-)
+from features.synthetic.world import CATEGORY, EVENT, PAYMENT, World, choice
+from features.units import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
 
 # Victims who notice a takeover and dispute the orders (loud bursts are hard to miss).
 LOUD_REPORTED, QUIET_REPORTED, QUIET_SHARE = 0.95, 0.75, 0.35

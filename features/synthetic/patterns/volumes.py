@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.synthetic.behaviour import (
-    fill_orders,
-)
+from features.synthetic.behaviour import fill_orders
 from features.synthetic.patterns.common import _days, _label, _member, _order_logins, _pick
 from features.synthetic.patterns.specs import CODE, SPEC, STAGE
-from features.synthetic.population import US_PER_YEAR
-from features.synthetic.world import (
-    BUSINESS,
-    NULL,
-    US_PER_DAY,
-    US_PER_HOUR,
-    World,
-)
+from features.synthetic.world import BUSINESS, NULL, World
+from features.units import US_PER_DAY, US_PER_HOUR, US_PER_YEAR
 
 OUTGROWN_FACTOR = 2.0  # 30-day volume over declared monthly volume that triggers a review
 
