@@ -66,6 +66,7 @@ from features.io import load_valid_dataset
 from features.online import LateEventError
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS
 from features.screening import WatchlistScreener
+from features.units import US_PER_DAY, US_PER_YEAR
 from serving.champions import load_champions
 from serving.clock import Clock
 from serving.clock import time_us as _us
@@ -92,8 +93,6 @@ TIME_DEPENDENT = (
     "age_years", "account_age_days", "doc_expired", "doc_days_to_expiry", "days_since_kyc_review",
     "email_age_days", "business_age_days", "volume_vs_declared",
 )  # fmt: skip
-US_PER_DAY = 86_400_000_000
-US_PER_YEAR = 31_557_600_000_000  # 365.25 days, as features.profile divides ages
 TIMES = ("birth_date", "onboarded_at", "document_expiry", "last_kyc_review_at", "email_first_seen_at",
          "business_registered_at")  # fmt: skip
 
