@@ -139,6 +139,14 @@ def _grid(entity: str, measure: str, op: str, windows: tuple[str, ...], **kw: An
 
 
 _W4 = ("1h", "24h", "7d", "30d")
+# Building blocks both the marketplace and the card-data sets use.
+_BUYER_VELOCITY = _grid("buyer", "txn", "count", _W4)
+_SELLER_VELOCITY = _grid("seller", "txn", "count", _W4)
+_BUYER_AMOUNT_SPREAD = (
+    Aggregation("buyer", "amount", "max", "30d"),
+    Aggregation("buyer", "amount", "std", "30d"),
+)
+_PAIR_HISTORY = Aggregation("pair", "txn", "count", "all")
 _ACCOUNT_EVENT_TYPES = ("password_reset", "device_change", "twofa_disabled", "twofa_enabled", "email_change")
 
 FRAUD_V1 = FeatureSet(
@@ -156,14 +164,13 @@ FRAUD_V1 = FeatureSet(
         "is_weekend",
     ),
     aggregations=(
-        *_grid("buyer", "txn", "count", _W4),
+        *_BUYER_VELOCITY,
         *_grid("buyer", "amount", "sum", _W4),
-        *_grid("seller", "txn", "count", _W4),
+        *_SELLER_VELOCITY,
         *_grid("seller", "amount", "sum", _W4),
         Aggregation("buyer", "amount", "ratio", "30d"),
-        Aggregation("buyer", "amount", "max", "30d"),
-        Aggregation("buyer", "amount", "std", "30d"),
-        Aggregation("pair", "txn", "count", "all"),
+        *_BUYER_AMOUNT_SPREAD,
+        _PAIR_HISTORY,
         Aggregation("buyer_device", "txn", "count", "all"),
         Aggregation("buyer_ipcountry", "txn", "count", "all"),
         *_grid("seller", "buyer", "nunique", ("24h", "7d", "30d")),
@@ -221,16 +228,15 @@ FDH_V1 = FeatureSet(
     "several windows, time since the card's previous transaction, distinct terminals.",
     row_features=("amount_usd", "is_weekend", "is_night", "hour_of_day"),
     aggregations=(
-        *_grid("buyer", "txn", "count", ("1h", "24h", "7d", "30d")),
+        *_BUYER_VELOCITY,
         *_grid("buyer", "amount", "mean", ("24h", "7d", "30d")),
         *_grid("buyer", "amount", "ratio", ("7d", "30d", "all")),
-        Aggregation("buyer", "amount", "max", "30d"),
-        Aggregation("buyer", "amount", "std", "30d"),
+        *_BUYER_AMOUNT_SPREAD,
         Aggregation("buyer", "amount", "std", "all"),
         Aggregation("buyer", "txn", "since_last", "all"),
         *_grid("buyer", "seller", "nunique", ("7d", "30d")),
-        Aggregation("pair", "txn", "count", "all"),
-        *_grid("seller", "txn", "count", ("1h", "24h", "7d", "30d")),
+        _PAIR_HISTORY,
+        *_SELLER_VELOCITY,
         Aggregation("seller", "amount", "mean", "7d"),
         Aggregation("seller", "amount", "max", "24h"),
         Aggregation("seller", "buyer", "nunique", "7d"),

@@ -14,16 +14,14 @@ from features.customer import (
     customer_behaviour,
     customer_flags,
     customer_frame,
-    customer_patterns,
-    customer_review_targets,
     customer_rows,
-    customer_targets,
     screen_snapshots,
     snapshot_times,
 )
 from features.profile import PartyProfileFeatures
 from features.reference import load_reference
 from features.screening import WatchlistScreener
+from training.customer_targets import customer_patterns, customer_review_targets, customer_targets
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 US = pd.Timedelta(microseconds=1)

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from features.customer import customer_targets
 from features.synthetic import generate, write_dataset
 from training import metrics as M
 from training import risk, tracking
 from training.config import DEFAULT_CONFIG, gate_config
+from training.customer_targets import customer_targets
 from training.flow import load_tables, train_risk
 from training.names import RISK_MODEL
 from training.policy import TierPolicy
