@@ -69,12 +69,12 @@ from features.customer import (
     PARTY,
     TIME_COLUMN,
     customer_flags,
-    customer_review_targets,
 )
 from features.profile import PERSONAL_COLUMNS, PartyProfileFeatures
 from features.reference import load_reference
 from training import metrics as M
 from training.config import Config
+from training.customer_targets import customer_review_targets
 from training.fitting import Inputs, fit, lgbm_of
 from training.fraud import categorical_encoder, tier_metrics
 from training.names import RISK_EXPERIMENT, RISK_MODEL

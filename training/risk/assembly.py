@@ -18,13 +18,12 @@ from features.customer import (
     TIME_COLUMN,
     customer_behaviour,
     customer_frame,
-    customer_patterns,
-    customer_targets,
     screen_snapshots,
     snapshot_times,
 )
 from features.screening import WatchlistScreener
 from training.config import Config, as_config
+from training.customer_targets import customer_patterns, customer_targets
 
 RISK_FEATURE_SET = "risk_v1"
 RISK_FEATURE_SET_VERSION = "1.0.0"
