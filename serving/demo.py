@@ -23,13 +23,14 @@ Everything goes through a real server and a real HTTP client (httpx); nothing is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,24 @@ log = logging.getLogger(__name__)
 ORDER_FIELDS = tuple(Order.model_fields)
 EVENT_FIELDS = tuple(f for f in AccountEvent.model_fields if f != "kind")
 LABEL_FIELDS = tuple(f for f in Label.model_fields if f != "kind")
+# httpx and httpcore log every request at INFO ("HTTP Request: POST .../score 200 OK"): the replay
+# sends thousands, which would bury the examples. The demo keeps their warnings and errors.
+REQUEST_LOGGERS = ("httpx", "httpcore")
+REPLAY_MILESTONES = 4  # progress lines while replaying: at each quarter of the requests
+
+
+@contextlib.contextmanager
+def quiet_request_logs() -> Iterator[None]:
+    """Raise the per-request loggers (``REQUEST_LOGGERS``) to WARNING for the block, then restore them."""
+    loggers = [logging.getLogger(name) for name in REQUEST_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def split_history(tables: dict[str, pd.DataFrame], cut: pd.Timestamp, folder: Path) -> dict[str, int]:
@@ -217,6 +236,7 @@ def run(
     kept = split_history(tables, cut, history)
     stream = replay_stream(tables, cut)
     state_secrets = demo_secrets(Path(workdir) / "secrets.json", state)
+    out(f"seeding the service state with everything known before {cut.isoformat()} ({history})")
     scorer = Scorer.from_registry(
         tracking_uri, state_dir=state, salt=state_secrets.salt, state_key=state_secrets.state_key,
         decision_log_key=state_secrets.decision_log_key,
@@ -247,10 +267,19 @@ def run(
         scoring = {"X-API-Key": keys["KYCRISK_API_KEY"]}
         decisions: list[tuple[dict[str, Any], dict[str, Any]]] = []
         n_events = 0
+        n_orders = sum(kind == "order" for kind, _ in stream)
+        out(
+            f"replaying the last {hours:g} h through the API: {n_orders} orders (POST /score) and "
+            f"{len(stream) - n_orders} account events and labels (POST /events, up to {MAX_BATCH} a request)"
+        )
+        milestones = {len(stream) * k // REPLAY_MILESTONES: k for k in range(1, REPLAY_MILESTONES) if stream}
         replay_started = time.perf_counter()
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        with quiet_request_logs(), httpx.Client(base_url=server.base_url, timeout=60) as client:
             pending: list[dict[str, Any]] = []
-            for kind, body in [*stream, ("flush", {})]:
+            for i, (kind, body) in enumerate([*stream, ("flush", {})]):
+                if i in milestones:
+                    out(f"  {milestones[i] * 100 // REPLAY_MILESTONES}%: {len(decisions)} orders scored, "
+                        f"{n_events} events sent, {time.perf_counter() - replay_started:.0f} s")  # fmt: skip
                 if kind != "event" and pending:
                     _check(client.post("/events", json={"events": pending}, headers=scoring))
                     n_events, pending = n_events + len(pending), []
