@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.assemble import SCREEN_COLUMNS
+from features.assemble import SCREEN_COLUMNS, screen_customers
 from features.contracts import CUSTOMERS
 from features.customer import customer_behaviour, customer_flags, customer_frame
 from features.profile import PartyProfileFeatures
@@ -400,6 +400,25 @@ class Onboarding:
         else:
             commit.failed()
         return response
+
+    def seed_profiles(self, customers: pd.DataFrame, watchlist: pd.DataFrame | None) -> int:
+        """Store a data set's customers as profiles, each with its screening at onboarding (no decisions).
+
+        A non-empty ``watchlist`` is kept in the state folder and replaces the screener first. The
+        caller resets the customers table (``CustomerTable.reset``) under the Scorer's lock.
+
+        Returns:
+            The number of customers stored.
+        """
+        if watchlist is not None and len(watchlist):
+            self.screener = self.context.state.store_watchlist(watchlist)
+        screening = screen_customers(customers, self.screener) if self.screener is not None else None
+        rows = []
+        for rec in customers.to_dict("records"):
+            screen = screening.loc[rec["customer_id"]].to_dict() if screening is not None else {}
+            rows.append((rec, screen))
+        self.context.state.profiles.put_many(rows)
+        return len(rows)
 
     # -- onboarding with the risk-tier model --------------------------------------------------
 

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.assemble import SCREEN_COLUMNS, model_frame, screen_customers
+from features.assemble import SCREEN_COLUMNS, model_frame
 from features.io import load_valid_dataset
 from features.online import LateEventError
 from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS
@@ -268,21 +268,12 @@ class Scorer:
             Counts: ``customers``, ``transactions``, ``account_events``, ``labels`` applied.
         """
         tables = dict(load_valid_dataset(Path(data_dir), source=source))
-        customers = tables["customers"]
-        watchlist = tables.get("watchlist")
-        if watchlist is not None and len(watchlist):
-            self.onboarding.screener = self.state.store_watchlist(watchlist)
-        screening = screen_customers(customers, self.screener) if self.screener is not None else None
-        rows = []
-        for rec in customers.to_dict("records"):
-            screen = screening.loc[rec["customer_id"]].to_dict() if screening is not None else {}
-            rows.append((rec, screen))
-        self.profiles.put_many(rows)
+        n_customers = self.onboarding.seed_profiles(tables["customers"], tables.get("watchlist"))
         if self.fast:
             self.warm_profiles()
         with self._lock:
             self.customers.reset()  # rebuilt from the profile store on the next onboarding
-            return {"customers": len(rows), **self.state.load_history(tables)}
+            return {"customers": n_customers, **self.state.load_history(tables)}
 
     def close(self) -> None:
         """Close the state's stores (what was committed is already on disk)."""
