@@ -95,7 +95,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.clock import Clock
 from serving.decision_log.canonical import encode_json
+from serving.errors import ScorerError
 from serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,
@@ -108,7 +110,7 @@ from serving.schemas import (
     ScoreBatchResponse,
     ScoreResponse,
 )
-from serving.scorer import Clock, Scorer, ScorerError
+from serving.scorer import Scorer
 from serving.secrets_config import load_secrets
 
 log = logging.getLogger(__name__)
@@ -252,7 +254,7 @@ def finish_startup() -> None:
     the last one reach a quarter of them, sooner under BentoML (its middleware allocates about 2.6
     times as many tracked objects per request as a bare Starlette app). ``gc.freeze()`` moves everything
     alive now to the permanent generation, which collections skip (a full one then takes under 1 ms);
-    the state added while serving is still collected. Measured in ``serving.bench_serve``.
+    the state added while serving is still collected. Measured in ``serving.bench.serve``.
     """
     gc.collect()  # garbage of loading (pandas frames, sqlite rows) goes now rather than frozen
     gc.freeze()
