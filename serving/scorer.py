@@ -230,8 +230,8 @@ class Scorer:
                 likewise; optional).
             state_key: the 32-byte key of personal data at rest (default ``KYCRISK_STATE_KEY``,
                 likewise).
-            fast: score with the dict fast path (``score_fast``) when the Pipeline has the known
-                shape; ``False`` always runs the pandas Pipeline (``score_pipeline``).
+            fast: decide with the dict fast path (``decide_fast``) when the Pipeline has the known
+                shape; ``False`` always runs the pandas Pipeline (``decide_pipeline``).
             clock: the clock that bounds event times (default: real time, 5 minutes of skew).
             risk_tier: ``"required"``: a missing or untrusted ``kycrisk-risk-tier`` champion is a
                 ``ModelUnavailable`` too (the service's default); ``"optional"``: onboarding then
