@@ -149,7 +149,7 @@ def _name() -> str:
 def test_tracking_uri_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("KYCRISK_MLFLOW_DIR", raising=False)
-    repo = Path(tracking.__file__).resolve().parents[1]
+    repo = Path(tracking.__file__).resolve().parents[2]  # training/tracking/__init__.py
     assert tracking.resolve_tracking_uri() == f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}"
     monkeypatch.setenv("KYCRISK_MLFLOW_DIR", str(tmp_path))
     assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
@@ -330,7 +330,7 @@ def test_logged_model_records_requirements_and_trusted_types(logged):
 
 def test_loading_reviews_the_models_trusted_types(logged, monkeypatch):
     # the list inside MLmodel is the model's own claim: a narrower allow-list must refuse it
-    monkeypatch.setattr(tracking, "TRUSTED_TYPE_PREFIXES", ("sklearn.", "numpy.", "collections."))
+    monkeypatch.setattr(tracking.models, "TRUSTED_TYPE_PREFIXES", ("sklearn.", "numpy.", "collections."))
     with pytest.raises(ValueError, match="lightgbm"):
         tracking.load_pipeline(logged["info"].model_uri)
 
