@@ -33,17 +33,18 @@ features, bit-identical probability, same reasons, order by order):
 
 - ``decide_pipeline``: the pandas route above, ``model_frame`` plus the logged Pipeline
   (about 70-90 ms per order: ``PartyProfileFeatures.transform`` and pandas overhead on one row);
-- ``decide_fast`` (the default): the same fitted steps as dicts. The time-independent outputs of
-  each party's profile step (document checks, name/e-mail similarity, country and industry risk,
-  the categorical profile columns) are computed by the Pipeline's own fitted ``buyer_profile`` /
-  ``seller_profile`` step, batched, once per customer and profile version (``warm_profiles``; a
-  new version from ``onboard`` is computed on first use); the time-dependent ones (ages, document
-  expiry, KYC staleness, volume against the declared volume) are recomputed per order with the
-  same arithmetic (integer microseconds, one float division, as pandas does for ``datetime64[us]``);
-  event risk uses the fitted ``event_risk`` tables, the encoder its fitted ``encoder_dict_``
-  (unseen and missing categories -1), the probability one LightGBM call on a float64 row plus the
-  fitted calibrators (on ``decision_function``, as scikit-learn does), the reasons one TreeSHAP
-  call. A Pipeline of another shape falls back to ``decide_pipeline`` (logged as a warning).
+- ``decide_fast`` (the default): the same fitted steps on the order as a dict, through their
+  record methods (``transform_record``, beside ``transform``, sharing its formulas). Each party's
+  time-independent profile outputs (document checks, name/e-mail similarity, country and industry
+  risk, the categorical profile columns) are the fitted ``buyer_profile`` / ``seller_profile``
+  step's ``profile_states``, batched, once per customer and profile version (``warm_profiles``; a
+  new version from ``onboard`` is computed on first use); the step's ``transform_record`` adds the
+  time-dependent ones per order. Then the fitted ``event_risk`` step's ``transform_record``, the
+  encoder's (``training.steps.CategoricalEncoder``; a champion logged with feature-engine's own
+  encoder is read through it), the probability from one LightGBM call plus the fitted calibrators
+  (``training.steps.CalibratedRecords``), the reasons from one TreeSHAP call. ``serving`` holds no
+  copy of a fitted step. A Pipeline of another shape falls back to ``decide_pipeline`` (logged as
+  a warning).
   Measured on the 300-tree champion (2,000 customers, 148,559 orders): score + reasons p50
   0.70 ms, p99 0.95 ms; the whole ``score`` (validation, online features, decision log append
   with its fsync, applying the order) p50 2.0 ms, p99 5.5 ms.
@@ -60,16 +61,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from feature_engine.encoding import OrdinalEncoder
+from feature_engine.selection import DropFeatures
+from sklearn.calibration import CalibratedClassifierCV
 
 from features.assemble import SCREEN_COLUMNS, model_frame
 from features.io import load_valid_dataset
 from features.online import LateEventError
-from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS
+from features.profile import OPTIONAL_PROFILE_COLUMNS, PROFILE_COLUMNS, ProfileState
 from features.screening import WatchlistScreener
-from features.units import US_PER_DAY, US_PER_YEAR
 from serving.champions import load_champions
 from serving.clock import Clock
-from serving.clock import time_us as _us
 from serving.commit import RequestCommit
 from serving.context import TOP_REASONS, RequestContext, answer_reasons
 from serving.decision_log import DEFAULT_PII_FIELDS, DecisionRecord
@@ -84,25 +86,9 @@ from serving.state import ServiceState, load_screener
 from training import fraud, tracking
 from training.explain import Explainer, reasons_for_row, rule_reasons
 from training.policy import TierPolicy
+from training.steps import CalibratedRecords, CategoricalEncoder, row_vector
 
 log = logging.getLogger(__name__)
-
-# Profile features that depend on the event time (recomputed per order by the fast path); every other
-# output of ``PartyProfileFeatures`` depends on the profile alone and is cached per profile version.
-TIME_DEPENDENT = (
-    "age_years", "account_age_days", "doc_expired", "doc_days_to_expiry", "days_since_kyc_review",
-    "email_age_days", "business_age_days", "volume_vs_declared",
-)  # fmt: skip
-TIMES = ("birth_date", "onboarded_at", "document_expiry", "last_kyc_review_at", "email_first_seen_at",
-         "business_registered_at")  # fmt: skip
-
-
-def _span(later: int | None, earlier: int | None, unit: int) -> float:
-    # float(us) / float(unit) is exactly what pandas computes for datetime64[us] differences divided by
-    # a Timedelta (both are exact in float64, so the quotient is the correctly rounded one)
-    if later is None or earlier is None:
-        return math.nan
-    return float(later - earlier) / float(unit)
 
 
 def _text(value: Any) -> Any:
@@ -114,36 +100,6 @@ def _text(value: Any) -> Any:
 def _num(value: Any) -> float:
     value = _plain(value)
     return math.nan if value is None else float(value)
-
-
-def _calibration_function(calibrator: Any) -> Any:
-    """``calibrator.predict`` for one fitted calibrator, without scikit-learn's per-call input checks.
-
-    For an ``IsotonicRegression`` this is the body of its ``_transform`` after ``check_array``
-    (cast to the thresholds' dtype, clip, interpolate with its fitted ``f_``, cast back): the same
-    numbers (tested against ``predict``), about 0.1 ms less per order. Anything else keeps its
-    own ``predict``.
-    """
-    from sklearn.isotonic import IsotonicRegression
-
-    f = getattr(calibrator, "f_", None)
-    if (
-        not isinstance(calibrator, IsotonicRegression)
-        or f is None
-        or not hasattr(calibrator, "X_thresholds_")
-    ):
-        return calibrator.predict
-    dtype = calibrator.X_thresholds_.dtype
-    clip = calibrator.out_of_bounds == "clip"
-    low, high = calibrator.X_min_, calibrator.X_max_
-
-    def predict(values: np.ndarray) -> np.ndarray:
-        t = np.asarray(values, dtype=dtype).reshape(-1)
-        if clip:
-            t = np.clip(t, low, high)
-        return f(t).astype(t.dtype)
-
-    return predict
 
 
 class Scorer:
@@ -195,7 +151,7 @@ class Scorer:
         )
         self.risk_tier_model = risk_tier_model
         self._risk = self.onboarding.risk  # the risk-tier champion's parts, or None: onboarding by rules
-        self._party_cache: dict[tuple[str, str, int], tuple[dict[str, Any], dict[str, int | None]]] = {}
+        self._party_cache: dict[tuple[str, str, int], ProfileState] = {}
         self.commit.recover()  # finish what a crash interrupted, before serving anything
         self.fast = bool(fast) and self._init_fast()
         if self.fast:
@@ -308,14 +264,10 @@ class Scorer:
             frame = frame.reindex(columns=self.input_columns)
         return frame
 
-    # The fast path: the Pipeline's own fitted steps, applied to one order as dicts ------------
+    # The fast path: the Pipeline's own fitted steps, run on one order as a dict (their record methods)
 
     def _init_fast(self) -> bool:
-        """Check the Pipeline has the shape the fast path reproduces; remember what it needs."""
-        from feature_engine.encoding import OrdinalEncoder
-        from feature_engine.selection import DropFeatures
-        from sklearn.calibration import CalibratedClassifierCV
-
+        """Check the Pipeline has the shape the fast path runs; take its steps' record methods."""
         steps = [name for name, _ in self.pipeline.steps]
         final = self.pipeline[-1]
         if (
@@ -332,47 +284,30 @@ class Scorer:
                 "the fraud Pipeline has an unexpected shape %s: scoring with the pandas Pipeline", steps
             )
             return False
-        self._profile_steps = {p: self.pipeline.named_steps[f"{p}_profile"] for p in ("buyer", "seller")}
-        risk = self.pipeline.named_steps["event_risk"]
-        self._country_risk, self._goods_risk = risk.country_risk_, risk.goods_risk_
-        encoder = self.pipeline[4]
-        self._codes = {var: dict(codes) for var, codes in encoder.encoder_dict_.items()}
-        # a missing category is "unseen" (-1) unless the encoder learnt a code for NaN
-        self._missing_code = {
-            var: next((code for key, code in codes.items() if isinstance(key, float) and math.isnan(key)), -1)
-            for var, codes in self._codes.items()
-        }
-        self._prepared_columns = list(encoder.feature_names_in_)
-        self._calibrators = [_calibration_function(cc.calibrators[0]) for cc in final.calibrated_classifiers_]
-        # sklearn calibrates decision_function when the estimator has one (LightGBM 4.7: the raw
-        # score in log-odds), else the positive-class probability
-        self._calibrate_raw = all(
-            hasattr(cc.estimator, "decision_function") for cc in final.calibrated_classifiers_
-        )
+        named = self.pipeline.named_steps
+        self._profile_steps = {p: named[f"{p}_profile"] for p in ("buyer", "seller")}
+        self._event_risk = named["event_risk"]
+        # a champion logged with feature-engine's own encoder gets the record method over the same state
+        self._encoder = CategoricalEncoder.of(self.pipeline[4])
+        # the drop step's output is the encoder's input, in the encoder's (training) order
+        self._prepared_columns = list(self._encoder.feature_names_in_)
+        self._model = CalibratedRecords(final, self.explainer.booster)
         self._profile_columns = [
             c for c in (*PROFILE_COLUMNS, *OPTIONAL_PROFILE_COLUMNS) if f"buyer_{c}" in self.input_columns
         ]
         return True
 
     def _static_profiles(self, party: str, items: list[tuple[str, int, dict[str, Any]]]) -> None:
-        """Run the fitted profile step once on many customers and cache its time-independent outputs."""
+        """Run the fitted profile step once on many customers and cache their ``profile_states``."""
         if not items:
             return
-        reference = pd.Timestamp("2000-01-01", tz="UTC")  # any time: only time-independent outputs are kept
         frame = pd.DataFrame(
             [{f"{party}_{c}": profile.get(c) for c in self._profile_columns} for _, _, profile in items]
         )
-        frame[fraud.TIME_COLUMN] = reference
-        out = self._profile_steps[party].transform(fraud.categoricals_as_text(frame))
-        dynamic = {f"{party}_{n}" for n in TIME_DEPENDENT} | {fraud.TIME_COLUMN}
-        keep = [c for c in out.columns if c not in dynamic]
-        cached = []
-        for (cid, version, profile), values in zip(
-            items, out[keep].itertuples(index=False, name=None), strict=True
-        ):
-            static = dict(zip(keep, values, strict=True))
-            times = {c: _us(profile.get(c)) for c in TIMES}
-            cached.append(((party, cid, version), (static, times)))
+        states = self._profile_steps[party].profile_states(fraud.categoricals_as_text(frame))
+        cached = [
+            ((party, cid, version), state) for (cid, version, _), state in zip(items, states, strict=True)
+        ]
         self._party_cache.update(cached)  # all of the batch or none of it
 
     def warm_profiles(self) -> None:
@@ -402,9 +337,8 @@ class Scorer:
                             reason = f"the fraud Pipeline's {party} profile step fails on it ({type(exc).__name__})"
                             self.profiles.quarantine(item[0], reason)
 
-    def _party_features(
-        self, party: str, cid: str, field: str, t: int, history: Mapping[str, float]
-    ) -> tuple[dict, dict]:
+    def _party_features(self, party: str, cid: str, field: str, row: Mapping[str, Any]) -> tuple[dict, dict]:
+        """``row`` through the party's fitted profile step (its cached profile state), plus its screening."""
         found = self.profiles.get(cid)
         if found is None:
             raise UnknownCustomer(f"{field} {cid!r} is not a known customer: onboard it first", field)
@@ -412,24 +346,9 @@ class Scorer:
         key = (party, cid, version)
         if key not in self._party_cache:
             self._static_profiles(party, [(cid, version, profile)])
-        static, times = self._party_cache[key]
+        out = self._profile_steps[party].transform_record(row, self._party_cache[key])
+        # the screening columns model_frame joins beside the profile (as the encoder reads them)
         p = f"{party}_"
-        out = dict(static)
-        out[p + "age_years"] = _span(t, times["birth_date"], US_PER_YEAR)
-        out[p + "account_age_days"] = _span(t, times["onboarded_at"], US_PER_DAY)
-        expiry = times["document_expiry"]
-        out[p + "doc_expired"] = math.nan if expiry is None else float(expiry <= t)
-        out[p + "doc_days_to_expiry"] = _span(expiry, t, US_PER_DAY)
-        # as features.profile: a review recorded after the event falls back to onboarding
-        review = times["last_kyc_review_at"]
-        review = review if review is not None and review <= t else times["onboarded_at"]
-        out[p + "days_since_kyc_review"] = _span(t, review, US_PER_DAY)
-        activity = f"{party}_amount_sum_30d"
-        if activity in history:
-            declared = _num(static.get(p + "declared_monthly_volume_usd"))
-            out[p + "volume_vs_declared"] = float(history[activity]) / declared if declared > 0 else math.nan
-        out[p + "email_age_days"] = _span(t, times["email_first_seen_at"], US_PER_DAY)
-        out[p + "business_age_days"] = _span(t, times["business_registered_at"], US_PER_DAY)
         out[p + "screen_score"] = _num(screen.get("screen_score"))
         for c in ("screen_status", "screen_list_type", "screen_dob_match"):
             out[p + c] = _text(screen.get(c))
@@ -440,28 +359,24 @@ class Scorer:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The model features of one order (what ``fraud.model_features`` gives) without pandas.
 
+        The order's record (its ``model_frame`` columns, categoricals as text) goes through the
+        fitted ``buyer_profile``, ``seller_profile`` and ``event_risk`` steps' ``transform_record``.
+
         Returns:
             ``(features, raw)``: the model features by name, in the Pipeline's order, and the
             request values that make reason sentences specific (countries, screening entries).
         """
-        t = _us(event["occurred_at"])
         row: dict[str, Any] = {c: _text(event.get(c)) for c in ("currency", "goods_category", "payment_method",
                                                                  "buyer_country", "seller_country", "ip_country")}  # fmt: skip
         row["quantity"] = event.get("quantity")
+        row[fraud.TIME_COLUMN] = event["occurred_at"]
         row.update(history)
         raw: dict[str, Any] = {}
         for party in ("buyer", "seller"):
             field = f"{party}_id"
-            values, screen = self._party_features(party, event[field], field, t, history)
-            row.update(values)
+            row, screen = self._party_features(party, event[field], field, row)
             raw[f"{party}_screen_entry_id"] = screen.get("screen_entry_id")
-        for column in ("ip_country", "buyer_country", "seller_country"):
-            value = row[column]
-            row[f"{column}_risk"] = (
-                _num(self._country_risk.get(value)) if isinstance(value, str) else math.nan
-            )
-        goods = row["goods_category"]
-        row["goods_category_risk"] = _num(self._goods_risk.get(goods)) if isinstance(goods, str) else math.nan
+        row = self._event_risk.transform_record(row)
         try:
             features = {c: row[c] for c in self._prepared_columns}
         except KeyError as exc:  # a Pipeline the fast path does not know: refuse rather than guess
@@ -473,35 +388,15 @@ class Scorer:
         return features, raw
 
     def _vector(self, features: Mapping[str, Any]) -> np.ndarray:
-        names = self.explainer.feature_names
-        x = np.empty((1, len(names)), dtype=np.float64)
-        for i, name in enumerate(names):
-            value = features[name]
-            codes = self._codes.get(name)
-            if codes is not None:
-                # feature-engine's OrdinalEncoder (unseen="encode"): unseen categories -1, and so is
-                # a missing one (the text conversion leaves NaN, which was never a category)
-                x[0, i] = codes.get(value, -1) if isinstance(value, str) else self._missing_code[name]
-            else:
-                x[0, i] = _num(value)
-        return x
+        """The model's input row: the fitted encoder's ``transform_record``, in the booster's order."""
+        return row_vector(self._encoder.transform_record(features), self.explainer.feature_names)
 
     def _calibrated_rows(self, x: np.ndarray) -> np.ndarray:
-        """``_calibrated`` for many rows at once (the same arithmetic row by row)."""
-        p = self.explainer.booster.predict(x, raw_score=self._calibrate_raw, num_threads=1)
-        total = np.zeros(len(x), dtype=np.float64)
-        for calibrate in self._calibrators:
-            total += np.asarray(calibrate(p), dtype=np.float64)
-        return total / len(self._calibrators)
+        """The fitted calibrated model's probability of many encoded rows (``CalibratedRecords``)."""
+        return self._model.predict_rows(x)
 
     def _calibrated(self, x: np.ndarray) -> float:
-        # CalibratedClassifierCV.predict_proba for a binary model: the mean over its calibrated
-        # classifiers of calibrator.predict(LightGBM's decision_function, or its probability)
-        p = self.explainer.booster.predict(x, raw_score=self._calibrate_raw, num_threads=1)
-        total = 0.0
-        for calibrate in self._calibrators:
-            total += float(calibrate(p)[0])
-        return total / len(self._calibrators)
+        return self._model.predict_record(x)
 
     # -- decisions ----------------------------------------------------------------------------
 

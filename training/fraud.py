@@ -23,8 +23,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from feature_engine.encoding import OrdinalEncoder
-from feature_engine.selection import DropFeatures
 from sklearn.pipeline import Pipeline
 
 from features.assemble import ID_COLUMNS, model_frame, screen_customers
@@ -41,6 +39,7 @@ from training.names import FRAUD_EXPERIMENT, FRAUD_MODEL
 from training.policy import choose_thresholds
 from training.spec import Fitted, ModelSpec, Outcome, TrainedModel
 from training.splits import in_period, label_targets
+from training.steps import CategoricalEncoder, DropColumns
 
 TIME_COLUMN = "occurred_at"
 N_PREPARE_STEPS = 4
@@ -139,16 +138,16 @@ def build_pipeline(frame: pd.DataFrame, lgbm_params: dict[str, Any]) -> Pipeline
             ("buyer_profile", PartyProfileFeatures(party="buyer", time_column=TIME_COLUMN)),
             ("seller_profile", PartyProfileFeatures(party="seller", time_column=TIME_COLUMN)),
             ("event_risk", EventRiskFeatures()),
-            ("drop", DropFeatures(features_to_drop=drop)),
+            ("drop", DropColumns(features_to_drop=drop)),
             ("encode", categorical_encoder(categorical)),
             ("model", lgb.LGBMClassifier(**lgbm_params)),
         ]
     )
 
 
-def categorical_encoder(categorical: list[str]) -> OrdinalEncoder:
+def categorical_encoder(categorical: list[str]) -> CategoricalEncoder:
     """The models' categorical encoding: arbitrary integer codes; unseen and missing values → -1."""
-    return OrdinalEncoder(
+    return CategoricalEncoder(
         encoding_method="arbitrary",
         variables=categorical,
         missing_values="ignore",

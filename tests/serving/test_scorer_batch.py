@@ -166,7 +166,7 @@ def test_every_model_feature_of_the_champion_has_a_reason_sentence(tmp_path, cha
 def test_the_calibration_shortcut_equals_the_calibrators_predict(tmp_path, champion, seeded_state) -> None:
     import numpy as np
 
-    from serving.scorer import _calibration_function
+    from training.steps import calibration_function as _calibration_function
 
     scorer = _scorer(tmp_path, seeded_state, "calibration")
     try:
