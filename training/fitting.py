@@ -152,7 +152,7 @@ def fit(spec: ModelSpec, data: Any, config: Config | Mapping[str, Any]) -> Train
 
 def as_text(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """A copy of ``frame`` with ``columns`` (those present) as pandas' string dtype, NaN for missing."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: ``frame`` stays as it is without a copy of its data
     for column in columns:
         if column in out.columns:
             out[column] = out[column].astype("str")
