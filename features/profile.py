@@ -9,24 +9,33 @@ domains) are copied into fitted attributes, so a logged model never reads ``data
 
 Raw personal data (names, e-mails, phones, addresses, document numbers) is dropped after use:
 the model never sees it.
+
+Each transformer has ``transform`` (a frame: training, the pandas route of the service) and
+``transform_record`` (one record as a dict: the service's row path) on the same formulas, so the
+two cannot drift; ``tests/serving/test_scorer.py`` checks them equal on the champion, order by order.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import phonenumbers
-from anyascii import anyascii
-from rapidfuzz import fuzz
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features import documents
+from features.profile_values import (
+    as_utc,
+    flags_as_float,
+    mismatch,
+    name_email_similarity,
+    per_value,
+    phone_country,
+)
 from features.reasons import FeatureReason, Renderer, as_int, binary, days, money, risk_level, times
 from features.reference import load_reference
 from features.units import US_PER_DAY, US_PER_YEAR  # integer microseconds, for one record's arithmetic
@@ -68,58 +77,27 @@ PERSONAL_COLUMNS = (
 )
 # Profile dates and the document type: read, then dropped (with PERSONAL_COLUMNS when drop_personal).
 DROPPED = (
-    "birth_date",
-    "document_expiry",
-    "business_registered_at",
-    "onboarded_at",
-    "last_kyc_review_at",
-    "twofa_enabled",
-    "document_type",
-)
+    "birth_date", "document_expiry", "business_registered_at", "onboarded_at",
+    "last_kyc_review_at", "twofa_enabled", "document_type",
+)  # fmt: skip
 # The profile times the time-dependent outputs read.
 TIMES = (
-    "birth_date",
-    "onboarded_at",
-    "document_expiry",
-    "last_kyc_review_at",
-    "email_first_seen_at",
+    "birth_date", "onboarded_at", "document_expiry", "last_kyc_review_at", "email_first_seen_at",
     "business_registered_at",
-)
+)  # fmt: skip
 # Output columns (after the party prefix), in the order transform adds them (the model's order).
 OUTPUTS = (
-    "age_years",
-    "account_age_days",
-    "doc_present",
-    "doc_check_digit_valid",
-    "doc_typo_likely",
-    "doc_expired",
-    "doc_days_to_expiry",
-    "doc_country_mismatch",
-    "days_since_kyc_review",
-    "volume_vs_declared",
-    "name_email_similarity",
-    "email_free_domain",
-    "email_age_days",
-    "nationality_risk",
-    "residence_risk",
-    "phone_country_risk",
-    "phone_residence_mismatch",
-    "nationality_residence_mismatch",
-    "business_age_days",
-    "industry_risk",
-    "twofa_at_onboarding",
-)
+    "age_years", "account_age_days", "doc_present", "doc_check_digit_valid", "doc_typo_likely",
+    "doc_expired", "doc_days_to_expiry", "doc_country_mismatch", "days_since_kyc_review",
+    "volume_vs_declared", "name_email_similarity", "email_free_domain", "email_age_days",
+    "nationality_risk", "residence_risk", "phone_country_risk", "phone_residence_mismatch",
+    "nationality_residence_mismatch", "business_age_days", "industry_risk", "twofa_at_onboarding",
+)  # fmt: skip
 # The outputs that depend on the event time; every other output depends on the profile alone.
 TIME_DEPENDENT = (
-    "age_years",
-    "account_age_days",
-    "doc_expired",
-    "doc_days_to_expiry",
-    "days_since_kyc_review",
-    "email_age_days",
-    "business_age_days",
-    "volume_vs_declared",
-)
+    "age_years", "account_age_days", "doc_expired", "doc_days_to_expiry", "days_since_kyc_review",
+    "email_age_days", "business_age_days", "volume_vs_declared",
+)  # fmt: skip
 
 
 class ProfileState(NamedTuple):
@@ -147,91 +125,6 @@ def _industry_risk_table() -> dict[str, float]:
 
 def _free_email_domains() -> frozenset[str]:
     return frozenset(load_reference("free_email_domains")["domain"].str.lower())
-
-
-def _phone_region(number: str) -> str | None:
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or None
-    except phonenumbers.NumberParseException:
-        return None
-
-
-def _per_value(values: pd.Series, compute: Callable[[pd.Series], Any]) -> np.ndarray:
-    """``compute`` on each distinct value of ``values`` (and once on a missing one), spread to every row.
-
-    A party's profile repeats on every one of its orders, so an element-wise function of a profile
-    column is computed once per distinct value (about once per customer) instead of once per order.
-
-    Args:
-        values: a column.
-        compute: element-wise function of a Series, returning an aligned array-like.
-
-    Returns:
-        ``compute``'s values as an array aligned with ``values``.
-    """
-    codes, uniques = pd.factorize(values)  # a missing value gets code -1: the appended last entry
-    distinct = pd.Series(uniques).reindex(range(len(uniques) + 1))
-    return np.asarray(compute(distinct))[codes]
-
-
-def phone_country(phones: pd.Series) -> pd.Series:
-    """ISO country of each E.164 phone number (null when missing or unparseable).
-
-    Args:
-        phones: phone numbers such as ``+4915112345678``.
-
-    Returns:
-        A string Series aligned with ``phones``.
-    """
-    codes, uniques = pd.factorize(phones)
-    regions = np.array([_phone_region(number) for number in uniques] + [None], dtype=object)
-    return pd.Series(regions[codes], index=phones.index, name=phones.name).astype("str")
-
-
-def _similarity(name: str, email: str) -> float:
-    local = "".join(ch for ch in email.split("@", 1)[0].lower() if ch.isalpha())
-    ascii_name = anyascii(name).lower()
-    tokens = ["".join(ch for ch in token if ch.isalpha()) for token in ascii_name.split()]
-    tokens = [t for t in tokens if t]
-    if not local or not tokens:
-        return 0.0
-    # Full tokens found in the local part count fully; otherwise fall back to fuzzy overlap
-    # (initials plus surname, small typos).
-    joined = "".join(tokens)
-    return max(
-        fuzz.partial_ratio(local, joined) / 100.0 if len(local) >= 3 else 0.0,
-        max(fuzz.partial_ratio(token, local) / 100.0 for token in tokens if len(token) >= 3)
-        if any(len(t) >= 3 for t in tokens)
-        else 0.0,
-    )
-
-
-def name_email_similarity(names: pd.Series, emails: pd.Series) -> pd.Series:
-    """How well an e-mail's local part matches the name, 0 (unrelated) to 1 (built from it).
-
-    Names in any script are transliterated to Latin first; digits and separators in the e-mail
-    are ignored, so ``j.smith84@...`` matches "John Smith". Each distinct (name, e-mail) pair is
-    scored once.
-
-    Returns:
-        A float Series aligned with the inputs; NaN where the name or e-mail is missing.
-    """
-    name_codes, name_values = pd.factorize(names)
-    email_codes, email_values = pd.factorize(emails)
-    known = (name_codes >= 0) & (email_codes >= 0)
-    pairs, row_pair = np.unique(
-        name_codes[known].astype(np.int64) * len(email_values) + email_codes[known], return_inverse=True
-    )
-    scores = np.array(
-        [
-            _similarity(name_values[k // len(email_values)], email_values[k % len(email_values)])
-            for k in pairs
-        ],
-        dtype="float64",
-    )
-    out = np.full(len(names), np.nan)
-    out[known] = scores[row_pair]
-    return pd.Series(out, index=names.index, dtype="float64")
 
 
 def _record_us(value: Any) -> int | None:
@@ -278,7 +171,7 @@ class _Columns:
 
     @staticmethod
     def lookup(values: pd.Series, table: Mapping[Any, float]) -> np.ndarray:
-        return _per_value(values, lambda distinct: distinct.map(table).astype("float64"))
+        return per_value(values, lambda distinct: distinct.map(table).astype("float64"))
 
 
 class _Record:
@@ -414,9 +307,9 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
             ("doc_check_digit_valid", documents.check_digit_valid),
             ("doc_typo_likely", documents.transposition_typo),
         ):
-            flags = _per_value(number, lambda distinct, check=check: _as_float(check(distinct)))
+            flags = per_value(number, lambda distinct, check=check: flags_as_float(check(distinct)))
             out[name] = np.where(checkable, flags, np.nan)
-        out["doc_country_mismatch"] = _mismatch(col("document_country"), col("nationality"))
+        out["doc_country_mismatch"] = mismatch(col("document_country"), col("nationality"))
         out["name_email_similarity"] = name_email_similarity(col("full_name"), col("email"))
         free = self.free_email_domains_
 
@@ -424,14 +317,14 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
             domain = emails.astype("str").str.extract(r"@([^@]+)$", expand=False).str.lower()
             return domain.isin(free).astype("float64").where(domain.notna())
 
-        out["email_free_domain"] = _per_value(col("email"), free_domain)
+        out["email_free_domain"] = per_value(col("email"), free_domain)
         phone_cc = phone_country(col("phone"))
         risk = self.country_risk_
         out["nationality_risk"] = _Columns.lookup(col("nationality"), risk)
         out["residence_risk"] = _Columns.lookup(col("residence_country"), risk)
         out["phone_country_risk"] = _Columns.lookup(phone_cc, risk)
-        out["phone_residence_mismatch"] = _mismatch(phone_cc, col("residence_country"))
-        out["nationality_residence_mismatch"] = _mismatch(col("nationality"), col("residence_country"))
+        out["phone_residence_mismatch"] = mismatch(phone_cc, col("residence_country"))
+        out["nationality_residence_mismatch"] = mismatch(col("nationality"), col("residence_country"))
         out["industry_risk"] = _Columns.lookup(col("industry"), self.industry_risk_)
         out["twofa_at_onboarding"] = col("twofa_enabled").astype("float64")
         return out
@@ -445,11 +338,11 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "country_risk_")
         self._check_columns(X)
         p = f"{self.party}_"
-        times = {c: _utc(X[p + c]) if p + c in X.columns else None for c in TIMES}
+        times = {c: as_utc(X[p + c]) if p + c in X.columns else None for c in TIMES}
         activity = X[p + "amount_sum_30d"] if p + "amount_sum_30d" in X.columns else None
         declared = X[p + "declared_monthly_volume_usd"].astype("float64")
         out = self._time_independent(X)
-        out.update(_time_dependent(_Columns(X.index), _utc(X[self.time_column]), times, activity, declared))
+        out.update(_time_dependent(_Columns(X.index), as_utc(X[self.time_column]), times, activity, declared))
         added = pd.DataFrame(
             {p + name: np.asarray(out[name], dtype="float64") for name in OUTPUTS if name in out},
             index=X.index,
@@ -527,24 +420,6 @@ class PartyProfileFeatures(TransformerMixin, BaseEstimator):
         for name, value in timed.items():
             out[p + name] = value
         return out
-
-
-def _utc(values: pd.Series) -> pd.Series:
-    """Times as tz-aware UTC (all-null columns often arrive tz-naive from JSON or CSV)."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values
-    return pd.to_datetime(values, utc=True)
-
-
-def _as_float(flags: pd.Series) -> pd.Series:
-    """A nullable boolean Series as floats (1.0 / 0.0, NaN for unknown), the model's encoding."""
-    return flags.astype("Float64").astype("float64")
-
-
-def _mismatch(a: pd.Series, b: pd.Series) -> pd.Series:
-    """1.0 where both values are known and differ, 0.0 where equal, NaN where either is missing."""
-    known = a.notna() & b.notna()
-    return (a != b).astype("float64").where(known)
 
 
 class EventRiskFeatures(TransformerMixin, BaseEstimator):

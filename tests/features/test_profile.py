@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from features.documents import with_check_digit
-from features.profile import PartyProfileFeatures, name_email_similarity, phone_country
+from features.profile import PartyProfileFeatures
+from features.profile_values import name_email_similarity, phone_country
 
 T = pd.Timestamp("2026-03-01 12:00", tz="UTC")
 
