@@ -412,34 +412,22 @@ Plus KYC profile features of buyer and seller (features/profile.py) and watchlis
 """
 
 
-def _nothing_more(*_: Any) -> dict[str, Any]:
-    # the fraud run logs only the shared parameters, metadata and tables
-    return {}
-
-
+# The fraud run logs only the shared parameters, metadata, tables and figure titles.
 SPEC = ModelSpec(
     key="fraud",
     registered_model=FRAUD_MODEL,
     experiment=FRAUD_EXPERIMENT,
-    artifact="fraud_model",
-    run_prefix="fraud",
     row_unit="orders",
     positives="known positives",
     time_column=TIME_COLUMN,
     n_prepare_steps=N_PREPARE_STEPS,
-    gate_override=None,
     assemble=lambda tables, config: assemble(tables, config.fraud.feature_set),
     targets=targets,
     helper_columns=lambda data, frame: {"_amount_usd": data.amount_usd.to_numpy()},
     categoricals_as_text=categoricals_as_text,
     build_pipeline=build_pipeline,
     finish=_finish,
-    run_params=_nothing_more,
-    metadata=_nothing_more,
-    write_tables=_nothing_more,
-    figure_titles={},
     segment_figures=("buyer_type", "buyer_region"),
-    segment_title=None,
     model_card=model_card,
     gate_evaluator=gate_evaluator,
 )

@@ -98,15 +98,24 @@ class TrainedModel:
     test_known: np.ndarray | None = None  # customer already known bad at as_of
 
 
-@dataclass(frozen=True)
+def _nothing_more(*_: Any) -> dict[str, Any]:
+    return {}
+
+
+def _no_tables(*_: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """One model as the shared flow sees it.
+
+    The hooks with a default (extra run parameters, metadata and tables, figure titles, a gate
+    override) are what a model adds to the shared run; a model that adds nothing leaves them out.
 
     Attributes:
         key: the model's name on the command line and its ``Config`` section (``fraud``, ``risk``).
         registered_model, experiment: MLflow names (``training.names``).
-        artifact: the logged model's name inside its run.
-        run_prefix: runs are named ``{run_prefix}-{feature set}``.
         row_unit: what one row is, for titles (``orders``, ``snapshots``).
         positives: what a positive is, for the "too few to train" error.
         time_column: the event (or snapshot) time the split is made on.
@@ -133,27 +142,35 @@ class ModelSpec:
     key: str
     registered_model: str
     experiment: str
-    artifact: str
-    run_prefix: str
     row_unit: str
     positives: str
     time_column: str
     n_prepare_steps: int
-    gate_override: str | None
+    gate_override: str | None = None
     assemble: Callable[[dict[str, pd.DataFrame], Config], Any]
     targets: Callable[[Any, pd.DataFrame, Any, Config], np.ndarray]
     helper_columns: Callable[[Any, pd.DataFrame], dict[str, np.ndarray]]
     categoricals_as_text: Callable[[pd.DataFrame], pd.DataFrame]
     build_pipeline: Callable[[pd.DataFrame, dict[str, Any]], Any]
     finish: Callable[[Any, Fitted, Config], Outcome]
-    run_params: Callable[[TrainedModel, Any, Config], dict[str, Any]]
-    metadata: Callable[[TrainedModel, Any, Config], dict[str, Any]]
-    write_tables: Callable[[TrainedModel, Path], None]
-    figure_titles: Mapping[str, str]
+    run_params: Callable[[TrainedModel, Any, Config], dict[str, Any]] = _nothing_more
+    metadata: Callable[[TrainedModel, Any, Config], dict[str, Any]] = _nothing_more
+    write_tables: Callable[[TrainedModel, Path], None] = _no_tables
+    figure_titles: Mapping[str, str] = field(default_factory=dict)
     segment_figures: Sequence[str]
-    segment_title: str | None
+    segment_title: str | None = None
     model_card: Callable[[TrainedModel, Any, Path, Config, str], str]
     gate_evaluator: Callable[..., Callable[[Any, dict[str, Any]], dict[str, float]]]
+
+    @property
+    def artifact(self) -> str:
+        """The logged model's name inside its run (``fraud_model``, ``risk_model``)."""
+        return f"{self.key}_model"
+
+    @property
+    def run_prefix(self) -> str:
+        """Runs are named ``{run_prefix}-{feature set}``: the model's key."""
+        return self.key
 
     def section(self, config: Config) -> Any:
         """This model's section of the configuration (``config.fraud`` or ``config.risk``)."""
