@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 # --- The benchmark's constants (README) ------------------------------------------------------
 
-README = "/work/shared/benchmarks/fdh/README.md"
+README = "the README.md that comes with the benchmark's data (benchmarks/fdh)"
 PUBLISHED_SOURCE = (
     "Le Borgne, Siblini, Lebichot, Bontempi, Reproducible Machine Learning for Credit Card Fraud "
     "Detection - Practical Handbook (2022), chapter 3 baseline, test set 2018-08-08..08-14; "
