@@ -110,6 +110,10 @@ def run(
         y = label_targets(
             train, data.labels, split.label_cutoffs()["refit"], id_col="transaction_id"
         ).to_numpy()
+        # the training period on its own (the slice shares the whole assembled frame otherwise)
+        train = train.copy()
+        del frame, data
+        gc.collect()
         matrix = prepare.transform(train)
         params = dict(config["fraud"]["lightgbm"])
         rounds = params.pop("n_estimators")
