@@ -9,7 +9,7 @@ After the demo has trained and promoted the models, ``run``:
    own random API and auditor keys, the state's secrets from ``<workdir>/secrets.json``, outside the
    state folder (written by ``serving.secrets_config.write_secrets_file`` on the first run, mode
    0600), and a simulated clock at ``end``: the synthetic data is dated after today, see
-   ``serving.scorer.Clock``);
+   ``serving.clock.Clock``);
 3. replays the last ``hours`` through the HTTP API in time order, as the platform would call it:
    account events and labels with ``POST /events``, every order with ``POST /score``;
 4. onboards three new customers with ``POST /onboard``: an ordinary one, one with an honest

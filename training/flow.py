@@ -6,7 +6,7 @@ assemble the model's rows, fit, calibrate, choose the policy and evaluate (``tra
 log one MLflow run (parameters, config file, dataset inputs, metrics, figures, tables, the whole
 Pipeline with its metadata and the model card), register the model as ``challenger`` and run the
 promotion gate on the same out-of-time data as the champion. Everything model-specific is read
-from the spec; ``training.tracking`` is the only module here that touches MLflow.
+from the spec; ``training.tracking`` is the only package that touches MLflow.
 
 Promotion gate. ``[gate]`` in the configuration is the fraud model's gate; the risk model reads
 ``[gate.risk]`` when present, its keys replacing the base gate's one by one (``training.config``).

@@ -1,6 +1,6 @@
 """The promotion gate's rules, pure: what a challenger must show, the checks and the recorded outcome.
 
-Split from ``training.tracking`` (the one module that talks to MLflow) so that the rules can be read,
+Split from ``training.tracking`` (the one package that talks to MLflow) so that the rules can be read,
 tested and reused without a tracking store: ``tracking.promote`` evaluates both models, calls
 ``apply_gate`` and records the ``PromotionResult`` on the registry.
 """
